@@ -1,0 +1,110 @@
+//! Command-line definitions (clap). Only definitions: behaviour lives in `commands/`.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use modelward_diagnostics::Severity;
+use std::path::PathBuf;
+
+/// Tells you whether a machine-learning model file is safe to load, before you load it.
+/// It never executes anything it scans.
+#[derive(Debug, Parser)]
+#[command(name = "modelward", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan files and directories (with no path: the demo files shipped with modelward).
+    Scan(ScanArgs),
+    /// Show what loading a pickle would do: disassembly and pseudo-Python (FILE or FILE!member).
+    Explain(ExplainArgs),
+    /// List every rule.
+    Rules,
+    /// Print one rule's documentation.
+    Rule {
+        /// Rule code, e.g. PKL101.
+        code: String,
+    },
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// The versioned JSON document (docs/json-output.md).
+    Json,
+}
+
+/// Severities accepted by `--fail-on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Any finding at all.
+    Info,
+    /// Low and above.
+    Low,
+    /// Medium and above (suspicious files fail too).
+    Medium,
+    /// High and above (malicious files fail).
+    High,
+    /// Critical only.
+    Critical,
+    /// Never fail on findings.
+    Never,
+}
+
+impl FailOn {
+    /// The threshold, `None` for never.
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::High => Some(Severity::High),
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Never => None,
+        }
+    }
+}
+
+/// `modelward scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files and directories. Formats are recognised by content, never by name.
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Exit 1 when a finding reaches this severity [default: high, or the configuration's].
+    #[arg(long, value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// Configuration file (default: modelward.toml or [tool.modelward] in pyproject.toml, searched
+    /// upwards from the first path).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Ignore configuration files.
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+    /// Threads (default: one per core).
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
+    /// List clean and skipped files too (text output).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Write the report to a file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `modelward explain`.
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// A pickle file, or `ARCHIVE!member` for a member of a zip (e.g. `model.pt!archive/data.pkl`).
+    pub target: String,
+}

@@ -1,0 +1,165 @@
+//! `modelward scan`.
+
+use crate::args::{OutputFormat, ScanArgs};
+use anyhow::{Context, Result};
+use modelward_diagnostics::{Severity, Verdict};
+use modelward_policy::{Config, Policy};
+use modelward_report::text::TextOptions;
+use modelward_scanner::{ScanLimits, Scanner};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The demo files shipped in the repository, scanned when no path is given.
+fn demo_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../demo"))
+}
+
+fn load_config(args: &ScanArgs, paths: &[PathBuf]) -> Result<Option<Config>> {
+    if args.no_config {
+        return Ok(None);
+    }
+    if let Some(p) = &args.config {
+        return Ok(Some(Config::load(p)?.with_context(|| {
+            format!("{} has no [tool.modelward] table", p.display())
+        })?));
+    }
+    match paths.first() {
+        Some(p) => Ok(Config::discover(p)?),
+        None => Ok(None),
+    }
+}
+
+fn limits_from(cfg: Option<&Config>) -> ScanLimits {
+    let mut l = ScanLimits::default();
+    if let Some(c) = cfg {
+        let c = &c.limits;
+        if let Some(v) = c.max_file_size {
+            l.max_file_size = v;
+        }
+        if let Some(v) = c.max_depth {
+            l.max_depth = v;
+        }
+        if let Some(v) = c.max_members {
+            l.max_members = v;
+        }
+        if let Some(v) = c.max_decompressed {
+            l.max_decompressed = v;
+        }
+        if let Some(v) = c.max_ratio {
+            l.max_ratio = v;
+        }
+        if let Some(v) = c.max_pickle_ops {
+            l.pickle.max_ops = v;
+        }
+    }
+    l
+}
+
+/// Runs a scan and returns the exit code: 0 nothing reached the threshold, 1 something did, 2
+/// the tool could not do its job (unreadable path).
+pub fn run(args: ScanArgs) -> Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        let demo = demo_dir();
+        anyhow::ensure!(
+            demo.is_dir(),
+            "no path given, and the demo folder {} is not there",
+            demo.display()
+        );
+        eprintln!(
+            "No path given: scanning the demo files in {}",
+            demo.canonicalize().unwrap_or(demo.clone()).display()
+        );
+        vec![demo]
+    } else {
+        args.paths.clone()
+    };
+    let config = load_config(&args, &paths)?;
+    let policy = match &config {
+        Some(c) => Policy::with_config(c)?,
+        None => Policy::builtin(),
+    };
+    let fail_on = match args.fail_on {
+        Some(f) => f.severity(),
+        None => Some(config.as_ref().and_then(|c| c.fail_on).unwrap_or(Severity::High)),
+    };
+    if let Some(jobs) = args.jobs {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(jobs.max(1))
+            .build_global()
+            .ok();
+    }
+    let scanner = Scanner::new(policy, limits_from(config.as_ref()));
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let bar = show_progress.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {pos} files scanned {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        b
+    });
+    let mut report = scanner.scan_paths(&paths, |f| {
+        if let Some(b) = &bar {
+            b.inc(1);
+            b.set_message(f.path.clone());
+        }
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // Allow entries that matched nothing are worth a note.
+    if let Some(c) = &config {
+        let unused = scanner.policy().unused_allows();
+        if !unused.is_empty() {
+            let src = c
+                .source
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_default();
+            for a in unused {
+                eprintln!(
+                    "note: [MWD003] allow-globals entry {:?} in {src} matched nothing in this scan",
+                    a.name
+                );
+            }
+        }
+    }
+    report
+        .files
+        .iter_mut()
+        .for_each(|f| f.findings.retain(|x| scanner.policy().enabled(&x.rule)));
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?)
+        }
+        None => Box::new(std::io::stdout().lock()),
+    };
+    match args.format {
+        OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
+        OutputFormat::Text => {
+            let color = args.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            modelward_report::text::write(
+                &report,
+                &mut out,
+                TextOptions {
+                    color,
+                    verbose: args.verbose,
+                },
+            )?;
+        }
+    }
+    out.flush()?;
+    let errored = report.files.iter().any(|f| f.verdict == Verdict::Error);
+    let failed = fail_on.is_some_and(|t| report.max_severity().is_some_and(|s| s >= t));
+    Ok(if errored {
+        ExitCode::from(2)
+    } else if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,455 @@
+//! The shared vocabulary of modelward: what a finding is, where it was found, how bad it is,
+//! and the report a scan produces.
+//!
+//! This crate is a leaf: parsers emit [`Fact`]s (a rule code plus what was seen), the policy
+//! turns facts into [`Finding`]s (adding severity and rule name from the catalog), and the
+//! renderers read a [`ScanReport`]. Nothing here parses, judges or prints.
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version of the JSON document shape (`--format json`); bump on any breaking change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing, never a problem by itself.
+    Info,
+    /// Unusual but not a reason to distrust the file.
+    Low,
+    /// Not known to be safe: review before loading.
+    Medium,
+    /// Very likely harmful, or a structure real writers never produce.
+    High,
+    /// Runs code, touches the system or reaches every other callable when loaded.
+    Critical,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// The lowercase name used in JSON, configuration and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses the lowercase name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How sure modelward is that the finding means what its message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A heuristic: could well be benign.
+    Low,
+    /// Likely, but the static view cannot be sure.
+    Medium,
+    /// Read directly from the bytes: this is what the loader would do.
+    High,
+}
+
+/// The verdict on one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Scanned; no finding above low.
+    Clean,
+    /// Scanned; something not known to be safe (a medium finding).
+    Suspicious,
+    /// Scanned; a critical or high finding.
+    Malicious,
+    /// The content is no format modelward knows; nothing was judged.
+    Skipped,
+    /// Nothing at all could be read.
+    Error,
+}
+
+impl Verdict {
+    /// The verdict that a set of findings earns for a file that was read.
+    pub fn from_findings<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Verdict {
+        match findings.into_iter().map(|f| f.severity).max() {
+            Some(Severity::Critical | Severity::High) => Verdict::Malicious,
+            Some(Severity::Medium) => Verdict::Suspicious,
+            _ => Verdict::Clean,
+        }
+    }
+
+    /// The lowercase name used in JSON and text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Suspicious => "suspicious",
+            Verdict::Malicious => "malicious",
+            Verdict::Skipped => "skipped",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a finding is: the file, the chain of archive members inside it, and a byte offset
+/// inside the innermost member (or the file itself when `members` is empty).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Location {
+    /// The file as given on the command line, or joined under the directory given.
+    pub path: String,
+    /// Archive members from outermost to innermost, e.g. `["model/ckpt.zip", "archive/data.pkl"]`.
+    pub members: Vec<String>,
+    /// Byte offset in the innermost member (or file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Location {
+    /// A location in a file, outside any member.
+    pub fn file(path: impl Into<String>) -> Location {
+        Location {
+            path: path.into(),
+            members: Vec::new(),
+            offset: None,
+        }
+    }
+
+    /// The same file and members at another offset.
+    pub fn at(&self, offset: Option<u64>) -> Location {
+        Location {
+            path: self.path.clone(),
+            members: self.members.clone(),
+            offset,
+        }
+    }
+
+    /// The location one member deeper.
+    pub fn member(&self, name: impl Into<String>) -> Location {
+        let mut members = self.members.clone();
+        members.push(name.into());
+        Location {
+            path: self.path.clone(),
+            members,
+            offset: None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    /// `bundle.tar.gz!model/ckpt.zip!archive/data.pkl@1234`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)?;
+        for m in &self.members {
+            write!(f, "!{m}")?;
+        }
+        if let Some(off) = self.offset {
+            write!(f, "@{off}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What a parser or analysis saw, before the policy gives it a severity.
+///
+/// `rule` is a code from the rule catalog (`PKL101`, `ARC103`, ...); the policy looks up its
+/// severity, name and documentation. `severity` overrides the catalog default only for the
+/// few rules whose severity depends on the data (the catalog says which).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fact {
+    /// Rule code from the catalog.
+    pub rule: &'static str,
+    /// One line, lowercase start, no trailing period: what was seen.
+    pub message: String,
+    /// Byte offset in the current member or file.
+    pub offset: Option<u64>,
+    /// The construct rendered readably, e.g. `os.system('curl … | sh')`.
+    pub evidence: Option<String>,
+    /// Severity when the rule's catalog entry lets the data decide.
+    pub severity: Option<Severity>,
+    /// How sure we are; the catalog default when `None`.
+    pub confidence: Option<Confidence>,
+}
+
+impl Fact {
+    /// A fact with a message and nothing else.
+    pub fn new(rule: &'static str, message: impl Into<String>) -> Fact {
+        Fact {
+            rule,
+            message: message.into(),
+            offset: None,
+            evidence: None,
+            severity: None,
+            confidence: None,
+        }
+    }
+
+    /// Sets the byte offset.
+    #[must_use]
+    pub fn at(mut self, offset: u64) -> Fact {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// Sets the evidence.
+    #[must_use]
+    pub fn evidence(mut self, evidence: impl Into<String>) -> Fact {
+        self.evidence = Some(evidence.into());
+        self
+    }
+
+    /// Sets a data-dependent severity.
+    #[must_use]
+    pub fn severity(mut self, severity: Severity) -> Fact {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// Sets the confidence.
+    #[must_use]
+    pub fn confidence(mut self, confidence: Confidence) -> Fact {
+        self.confidence = Some(confidence);
+        self
+    }
+}
+
+/// One finding in a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule code, e.g. `PKL101`.
+    pub rule: String,
+    /// The rule's kebab-case name, e.g. `dangerous-global`.
+    pub name: String,
+    /// How bad it is.
+    pub severity: Severity,
+    /// How sure we are.
+    pub confidence: Confidence,
+    /// One line: what was seen.
+    pub message: String,
+    /// Where.
+    pub location: Location,
+    /// The construct rendered readably.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+}
+
+/// The result for one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// The file as given, or joined under the directory given.
+    pub path: String,
+    /// The outermost format recognised by content (`pickle`, `zip`, `pytorch-zip`, ...), or
+    /// `unknown`.
+    pub format: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The highest severity among the findings, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// File size in bytes.
+    pub size: u64,
+    /// Bytes modelward actually read from the file (headers, directories, pickles).
+    pub bytes_read: u64,
+    /// Why the file could not be read, when the verdict is `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl FileReport {
+    /// Sorts findings (most severe first, then by location) and sets verdict and severity.
+    /// `readable` says whether anything of the file could be judged; `known` whether its
+    /// format was recognised.
+    pub fn finish(&mut self, known: bool) {
+        self.findings.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.location.members.cmp(&b.location.members))
+                .then_with(|| a.location.offset.cmp(&b.location.offset))
+                .then_with(|| a.rule.cmp(&b.rule))
+        });
+        self.severity = self.findings.iter().map(|f| f.severity).max();
+        self.verdict = if self.error.is_some() {
+            Verdict::Error
+        } else if !known && self.findings.is_empty() {
+            Verdict::Skipped
+        } else {
+            Verdict::from_findings(&self.findings)
+        };
+    }
+}
+
+/// The tool that wrote a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Always `modelward`.
+    pub name: String,
+    /// The crate version.
+    pub version: String,
+}
+
+/// Counts over a whole scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Summary {
+    /// Files reported.
+    pub files: u64,
+    /// Files per verdict.
+    pub clean: u64,
+    /// See [`Verdict::Suspicious`].
+    pub suspicious: u64,
+    /// See [`Verdict::Malicious`].
+    pub malicious: u64,
+    /// See [`Verdict::Skipped`].
+    pub skipped: u64,
+    /// See [`Verdict::Error`].
+    pub errors: u64,
+    /// Findings per severity, keyed by the lowercase severity name.
+    pub findings: std::collections::BTreeMap<String, u64>,
+    /// Bytes read over all files.
+    pub bytes_read: u64,
+    /// Total size of all files.
+    pub bytes_total: u64,
+    /// Wall time of the scan in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// The whole report: the JSON document of `--format json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Who wrote it.
+    pub tool: Tool,
+    /// Every file scanned beneath the given paths, in a stable order.
+    pub files: Vec<FileReport>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl ScanReport {
+    /// A report over `files`, with the summary computed from them.
+    pub fn new(tool_version: &str, mut files: Vec<FileReport>, elapsed_ms: u64) -> ScanReport {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut summary = Summary {
+            elapsed_ms,
+            ..Summary::default()
+        };
+        for sev in Severity::ALL {
+            summary.findings.insert(sev.as_str().to_owned(), 0);
+        }
+        for f in &files {
+            summary.files += 1;
+            summary.bytes_read += f.bytes_read;
+            summary.bytes_total += f.size;
+            match f.verdict {
+                Verdict::Clean => summary.clean += 1,
+                Verdict::Suspicious => summary.suspicious += 1,
+                Verdict::Malicious => summary.malicious += 1,
+                Verdict::Skipped => summary.skipped += 1,
+                Verdict::Error => summary.errors += 1,
+            }
+            for finding in &f.findings {
+                *summary
+                    .findings
+                    .entry(finding.severity.as_str().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        ScanReport {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: "modelward".to_owned(),
+                version: tool_version.to_owned(),
+            },
+            files,
+            summary,
+        }
+    }
+
+    /// The highest severity of any finding in the report.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.files.iter().filter_map(|f| f.severity).max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(sev: Severity) -> Finding {
+        Finding {
+            rule: "X".into(),
+            name: "x".into(),
+            severity: sev,
+            confidence: Confidence::High,
+            message: String::new(),
+            location: Location::file("f"),
+            evidence: None,
+        }
+    }
+
+    #[test]
+    fn verdict_follows_the_worst_finding() {
+        assert_eq!(Verdict::from_findings(&[]), Verdict::Clean);
+        assert_eq!(
+            Verdict::from_findings(&[finding(Severity::Low), finding(Severity::Info)]),
+            Verdict::Clean
+        );
+        assert_eq!(
+            Verdict::from_findings(&[finding(Severity::Medium)]),
+            Verdict::Suspicious
+        );
+        assert_eq!(
+            Verdict::from_findings(&[finding(Severity::Medium), finding(Severity::High)]),
+            Verdict::Malicious
+        );
+    }
+
+    #[test]
+    fn location_renders_as_a_chain() {
+        let loc = Location::file("bundle.tar.gz")
+            .member("model/ckpt.zip")
+            .member("archive/data.pkl")
+            .at(Some(12));
+        assert_eq!(
+            loc.to_string(),
+            "bundle.tar.gz!model/ckpt.zip!archive/data.pkl@12"
+        );
+    }
+
+    #[test]
+    fn severity_parses_its_own_names_only() {
+        for s in Severity::ALL {
+            assert_eq!(Severity::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Severity::parse("severe"), None);
+    }
+}

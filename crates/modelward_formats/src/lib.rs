@@ -1,0 +1,23 @@
+//! Format knowledge for the containers that carry ML models: recognising them by content and
+//! reading only what can hold code.
+//!
+//! - [`sniff`]: formats by their bytes, never by their names.
+//! - [`zip`]: a tolerant reader that follows the central directory like PyTorch, keeps
+//!   duplicates and hidden local entries, and reports every anomaly.
+//! - [`torch`], [`npy`], [`joblib`]: the layouts of PyTorch, numpy and joblib files.
+//! - [`compress`]: decompressors; [`io`]: windows, counters and bounded readers.
+//!
+//! Parsers here emit [`modelward_diagnostics::Fact`]s; they do not judge severity or print.
+#![forbid(unsafe_code)]
+
+pub mod archive;
+pub mod compress;
+pub mod io;
+pub mod joblib;
+pub mod npy;
+pub mod pylit;
+pub mod sniff;
+pub mod torch;
+pub mod zip;
+
+pub use sniff::{Format, SNIFF_LEN, sniff};

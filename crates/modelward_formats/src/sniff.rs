@@ -1,0 +1,165 @@
+//! Recognising formats by content. Names and extensions are never consulted.
+
+use std::fmt;
+
+/// Every format modelward recognises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// A zip archive (PyTorch checkpoints, `.npz`, `.keras`, ...).
+    Zip,
+    /// A tar archive.
+    Tar,
+    /// A 7-Zip archive.
+    SevenZip,
+    /// gzip.
+    Gzip,
+    /// bzip2.
+    Bzip2,
+    /// xz.
+    Xz,
+    /// Legacy `.lzma` (LZMA-alone), as joblib writes it.
+    Lzma,
+    /// Zstandard.
+    Zstd,
+    /// LZ4 frame.
+    Lz4,
+    /// A bare zlib stream (joblib `compress='zlib'`).
+    Zlib,
+    /// joblib <= 0.9 `ZF` file: a zlib-compressed pickle with a length header.
+    JoblibZfile,
+    /// numpy `.npy`.
+    Npy,
+    /// A Python pickle (including PyTorch's legacy format and joblib's stream).
+    Pickle,
+    /// Nothing modelward knows.
+    Unknown,
+}
+
+impl Format {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Zip => "zip",
+            Format::Tar => "tar",
+            Format::SevenZip => "7z",
+            Format::Gzip => "gzip",
+            Format::Bzip2 => "bzip2",
+            Format::Xz => "xz",
+            Format::Lzma => "lzma",
+            Format::Zstd => "zstd",
+            Format::Lz4 => "lz4",
+            Format::Zlib => "zlib",
+            Format::JoblibZfile => "joblib-zfile",
+            Format::Npy => "npy",
+            Format::Pickle => "pickle",
+            Format::Unknown => "unknown",
+        }
+    }
+
+    /// Whether this is a single-stream compression wrapper.
+    pub fn is_compression(self) -> bool {
+        matches!(
+            self,
+            Format::Gzip
+                | Format::Bzip2
+                | Format::Xz
+                | Format::Lzma
+                | Format::Zstd
+                | Format::Lz4
+                | Format::Zlib
+        )
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How many leading bytes [`sniff`] wants (tar's magic sits at 257).
+pub const SNIFF_LEN: usize = 4096;
+
+/// Recognises a format from the first bytes of some content.
+pub fn sniff(head: &[u8]) -> Format {
+    let starts = |m: &[u8]| head.starts_with(m);
+    if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") || starts(b"PK\x07\x08") {
+        return Format::Zip;
+    }
+    if starts(b"7z\xbc\xaf\x27\x1c") {
+        return Format::SevenZip;
+    }
+    if starts(b"\x1f\x8b\x08") {
+        return Format::Gzip;
+    }
+    if head.len() >= 4 && starts(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+        return Format::Bzip2;
+    }
+    if starts(b"\xfd7zXZ\x00") {
+        return Format::Xz;
+    }
+    if starts(b"\x28\xb5\x2f\xfd") {
+        return Format::Zstd;
+    }
+    if starts(b"\x04\x22\x4d\x18") {
+        return Format::Lz4;
+    }
+    if starts(b"\x93NUMPY") {
+        return Format::Npy;
+    }
+    if head.len() >= 21
+        && starts(b"ZF")
+        && head[2..21]
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b == b'x' || b == b' ' || b == b'L')
+    {
+        return Format::JoblibZfile;
+    }
+    if head.len() >= 263 && &head[257..262] == b"ustar" {
+        return Format::Tar;
+    }
+    if is_lzma_alone(head) {
+        return Format::Lzma;
+    }
+    if head.len() >= 2 && head[0] == 0x78 && (u16::from(head[0]) << 8 | u16::from(head[1])) % 31 == 0 {
+        return Format::Zlib;
+    }
+    if modelward_pickle::looks_like_pickle(head) {
+        return Format::Pickle;
+    }
+    Format::Unknown
+}
+
+/// LZMA-alone: properties byte (lc/lp/pb packed, < 225; 0x5d in practice), a dictionary size,
+/// an uncompressed size that is either unknown (all 0xff) or plausible.
+fn is_lzma_alone(head: &[u8]) -> bool {
+    if head.len() < 13 || head[0] != 0x5d {
+        return false;
+    }
+    let dict = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+    let size = u64::from_le_bytes([
+        head[5], head[6], head[7], head[8], head[9], head[10], head[11], head[12],
+    ]);
+    dict.is_power_of_two() && dict >= 4096 && (size == u64::MAX || size < (1 << 48))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magics() {
+        assert_eq!(sniff(b"PK\x03\x04rest"), Format::Zip);
+        assert_eq!(sniff(b"\x1f\x8b\x08\x00"), Format::Gzip);
+        assert_eq!(sniff(b"BZh91AY"), Format::Bzip2);
+        assert_eq!(sniff(b"\x93NUMPY\x01\x00"), Format::Npy);
+        assert_eq!(sniff(b"\x80\x02}q\x00."), Format::Pickle);
+        assert_eq!(sniff(b"\x78\x9c\x01\x02"), Format::Zlib);
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n"), Format::Unknown);
+        assert_eq!(sniff(b""), Format::Unknown);
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(sniff(&tar), Format::Tar);
+    }
+}

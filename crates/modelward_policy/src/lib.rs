@@ -1,0 +1,319 @@
+//! The modelward policy: the rule catalog, the lists of safe and dangerous globals, user
+//! configuration, and the analysis that turns what parsers saw ([`Fact`]s, pickle traces) into
+//! [`Finding`]s with severities.
+//!
+//! Policy is data: `catalog/rules.toml` and `catalog/globals.toml` are embedded, validated by
+//! tests, and carry a reason for every entry.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod globals;
+pub mod pickle;
+
+pub use catalog::{Catalog, Rule};
+pub use config::{AllowGlobal, Config};
+pub use globals::{Entry, GlobalPolicy, Judgement, Match};
+pub use pickle::PickleContext;
+
+use modelward_diagnostics::{Fact, Finding, Location, Severity};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Errors in the catalog or in user configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// The embedded catalog is broken (caught by tests before release).
+    #[error("rule catalog: {0}")]
+    Catalog(String),
+    /// A configuration file is wrong.
+    #[error("{path}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Config {
+        /// The file.
+        path: String,
+        /// The line, when known.
+        line: Option<usize>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule code in configuration that the catalog does not have.
+    #[error("{path}: unknown rule code or prefix {code:?}")]
+    UnknownRule {
+        /// The file.
+        path: String,
+        /// The code.
+        code: String,
+    },
+}
+
+/// Rule codes that dangerous-global entries may name (facts carry `&'static str` codes).
+const GLOBAL_RULES: [&str; 7] = [
+    "PKL101", "PKL102", "PKL103", "PKL104", "PKL105", "PKL106", "PKL107",
+];
+
+pub(crate) fn intern_rule(code: &str) -> &'static str {
+    GLOBAL_RULES
+        .iter()
+        .copied()
+        .find(|c| *c == code)
+        .unwrap_or("PKL101")
+}
+
+/// The compiled policy: shared by every scanning thread.
+#[derive(Debug)]
+pub struct Policy {
+    catalog: Catalog,
+    globals: GlobalPolicy,
+    select: Vec<String>,
+    ignore: Vec<String>,
+    overrides: BTreeMap<String, Severity>,
+    /// Hits per user allow entry (index into `user_allows`).
+    allow_hits: Vec<AtomicU64>,
+    user_allows: Vec<AllowGlobal>,
+}
+
+impl Policy {
+    /// The built-in policy.
+    pub fn builtin() -> Policy {
+        Policy {
+            catalog: Catalog::builtin(),
+            globals: GlobalPolicy::builtin(),
+            select: Vec::new(),
+            ignore: Vec::new(),
+            overrides: BTreeMap::new(),
+            allow_hits: Vec::new(),
+            user_allows: Vec::new(),
+        }
+    }
+
+    /// The built-in policy with a user configuration applied.
+    pub fn with_config(cfg: &Config) -> Result<Policy, PolicyError> {
+        let mut p = Policy::builtin();
+        let path = cfg
+            .source
+            .as_ref()
+            .map(|s| s.display().to_string())
+            .unwrap_or_else(|| "configuration".into());
+        for code in cfg
+            .select
+            .iter()
+            .chain(&cfg.ignore)
+            .chain(cfg.severity_overrides.keys())
+        {
+            if !p
+                .catalog
+                .rules()
+                .iter()
+                .any(|r| r.code.starts_with(code.as_str()))
+            {
+                return Err(PolicyError::UnknownRule {
+                    path: path.clone(),
+                    code: code.clone(),
+                });
+            }
+        }
+        p.select = cfg.select.clone();
+        p.ignore = cfg.ignore.clone();
+        p.overrides = cfg.severity_overrides.clone();
+        for a in &cfg.allow_globals {
+            p.globals.allow(Entry {
+                name: a.name.clone(),
+                matching: a.r#match,
+                rule: None,
+                reason: a.reason.clone(),
+                source: path.clone(),
+            });
+            p.allow_hits.push(AtomicU64::new(0));
+            p.user_allows.push(a.clone());
+        }
+        Ok(p)
+    }
+
+    /// The rule catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The global-name lists.
+    pub fn globals(&self) -> &GlobalPolicy {
+        &self.globals
+    }
+
+    /// Whether findings of this rule are reported.
+    pub fn enabled(&self, code: &str) -> bool {
+        let selected = self.select.is_empty() || self.select.iter().any(|s| code.starts_with(s.as_str()));
+        selected && !self.ignore.iter().any(|s| code.starts_with(s.as_str()))
+    }
+
+    /// A finding for a fact at a location, or `None` when the rule is not enabled.
+    pub fn finding(&self, fact: Fact, base: &Location) -> Option<Finding> {
+        if !self.enabled(fact.rule) {
+            return None;
+        }
+        let rule = self.catalog.get(fact.rule);
+        let severity = self
+            .overrides
+            .get(fact.rule)
+            .copied()
+            .or(fact.severity)
+            .or(rule.map(|r| r.severity))
+            .unwrap_or(Severity::Medium);
+        Some(Finding {
+            rule: fact.rule.to_owned(),
+            name: rule.map(|r| r.name.clone()).unwrap_or_default(),
+            severity,
+            confidence: fact
+                .confidence
+                .or(rule.map(|r| r.confidence))
+                .unwrap_or(modelward_diagnostics::Confidence::Medium),
+            message: fact.message,
+            location: base.at(fact.offset),
+            evidence: fact.evidence,
+        })
+    }
+
+    fn note_allow_hit(&self, entry: &Entry) {
+        if entry.source == "built-in" {
+            return;
+        }
+        if let Some(i) = self.user_allows.iter().position(|a| a.name == entry.name) {
+            if let Some(h) = self.allow_hits.get(i) {
+                h.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// User allow entries that matched nothing so far.
+    pub fn unused_allows(&self) -> Vec<&AllowGlobal> {
+        self.user_allows
+            .iter()
+            .zip(&self.allow_hits)
+            .filter(|(_, h)| h.load(Ordering::Relaxed) == 0)
+            .map(|(a, _)| a)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_catalog_and_lists_are_valid_and_consistent() {
+        let p = Policy::builtin();
+        for e in p.globals().dangerous() {
+            let code = e.rule.as_deref().unwrap_or_default();
+            assert!(
+                GLOBAL_RULES.contains(&code),
+                "{} names rule {code} that facts cannot carry",
+                e.name
+            );
+            assert!(
+                p.catalog().get(code).is_some(),
+                "{} names unknown rule {code}",
+                e.name
+            );
+        }
+        assert!(p.catalog().rules().len() >= 30);
+    }
+
+    fn judge(q: &str) -> String {
+        let p = Policy::builtin();
+        let (module, name) = q.split_once(':').unwrap_or((q, ""));
+        match p.globals().judge_path(module, name).0 {
+            Judgement::Dangerous(e) => format!("dangerous {}", e.rule.clone().unwrap_or_default()),
+            Judgement::Safe(_) => "safe".into(),
+            Judgement::Unknown { ecosystem: Some(e) } => format!("unknown in {e}"),
+            Judgement::Unknown { ecosystem: None } => "unknown".into(),
+        }
+    }
+
+    #[test]
+    fn submodules_aliases_and_tails_of_denied_modules_are_dangerous() {
+        assert_eq!(judge("os:system"), "dangerous PKL102");
+        assert_eq!(judge("posix:system"), "dangerous PKL102");
+        assert_eq!(
+            judge("asyncio.unix_events:_UnixSubprocessTransport._start"),
+            "dangerous PKL102"
+        );
+        assert_eq!(judge("_operator:attrgetter"), "dangerous PKL103");
+        assert_eq!(judge("pathlib:os.system"), "dangerous PKL102");
+        assert_eq!(judge("builtins:eval.__call__"), "dangerous PKL101");
+        assert_eq!(judge("torch.serialization:load"), "dangerous PKL104");
+        assert_eq!(judge("torch.storage:_load_from_bytes"), "dangerous PKL104");
+    }
+
+    #[test]
+    fn the_most_specific_entry_wins() {
+        assert_eq!(judge("pathlib:PosixPath"), "safe");
+        assert_eq!(judge("pathlib:Path.write_text"), "dangerous PKL105");
+        assert_eq!(judge("collections:OrderedDict"), "safe");
+        assert_eq!(judge("torch._utils:_rebuild_tensor_v2"), "safe");
+        assert_eq!(judge("torch.nn.modules.linear:Linear"), "safe");
+        assert_eq!(judge("torch.nn.modules.linear:helper_fn"), "unknown in torch");
+        assert_eq!(judge("sklearn.linear_model._base:LinearRegression"), "safe");
+        assert_eq!(judge("mylib.models:CustomNet"), "unknown");
+    }
+
+    #[test]
+    fn user_allow_entries_make_names_safe_but_never_dangerous_ones() {
+        let cfg = Config {
+            allow_globals: vec![
+                AllowGlobal {
+                    name: "mylib.models.CustomNet".into(),
+                    r#match: Match::Exact,
+                    reason: "ours".into(),
+                },
+                AllowGlobal {
+                    name: "mylib.unused".into(),
+                    r#match: Match::Exact,
+                    reason: "stale".into(),
+                },
+            ],
+            ..Config::default()
+        };
+        let p = Policy::with_config(&cfg).unwrap();
+        assert!(matches!(
+            p.globals().judge("mylib.models.CustomNet"),
+            Judgement::Safe(_)
+        ));
+        assert!(matches!(p.globals().judge("os.system"), Judgement::Dangerous(_)));
+    }
+
+    #[test]
+    fn config_errors_name_file_and_line() {
+        let text = "fail-on = \"high\"\nselect = [\"PKL\"]\nbogus = 1\n";
+        let err = Config::parse(text, std::path::Path::new("modelward.toml"), false).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("modelward.toml:3:"), "{msg}");
+        let text = "[[allow-globals]]\nname = \"x.Y\"\nreason = \"\"\n";
+        let err = Config::parse(text, std::path::Path::new("modelward.toml"), false).unwrap_err();
+        assert!(err.to_string().contains("needs a reason"), "{err}");
+    }
+
+    #[test]
+    fn select_ignore_and_overrides_apply() {
+        let cfg = Config {
+            ignore: vec!["PKL5".into()],
+            severity_overrides: [("PKL202".to_owned(), Severity::Low)].into_iter().collect(),
+            ..Config::default()
+        };
+        let p = Policy::with_config(&cfg).unwrap();
+        let loc = Location::file("f");
+        assert!(p.finding(Fact::new("PKL501", "x"), &loc).is_none());
+        assert_eq!(
+            p.finding(Fact::new("PKL202", "x"), &loc).unwrap().severity,
+            Severity::Low
+        );
+        assert_eq!(
+            p.finding(Fact::new("PKL101", "x"), &loc).unwrap().severity,
+            Severity::Critical
+        );
+        let bad = Config {
+            select: vec!["XYZ".into()],
+            ..Config::default()
+        };
+        assert!(Policy::with_config(&bad).is_err());
+    }
+}

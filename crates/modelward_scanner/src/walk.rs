@@ -1,0 +1,63 @@
+//! Turning the paths a user gives into the files to scan: recursive, no ignore files, never
+//! following directory symlinks (a model folder must not lead the scanner elsewhere).
+
+use std::path::{Path, PathBuf};
+
+/// A file to scan and the name it is reported under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Where to read it.
+    pub path: PathBuf,
+    /// The path as given, or joined under the directory given.
+    pub display: String,
+}
+
+/// Expands files and directories into files, sorted, each once. Unreadable paths are returned
+/// as errors beside the targets.
+pub fn expand(paths: &[PathBuf]) -> (Vec<Target>, Vec<(String, String)>) {
+    let mut targets = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => targets.push(Target {
+                path: p.clone(),
+                display: p.display().to_string(),
+            }),
+            Ok(m) if m.is_dir() => walk_dir(p, &mut targets, &mut errors),
+            Ok(_) => errors.push((p.display().to_string(), "not a regular file or directory".into())),
+            Err(e) => errors.push((p.display().to_string(), e.to_string())),
+        }
+    }
+    targets.sort_by(|a, b| a.display.cmp(&b.display));
+    targets.dedup_by(|a, b| a.display == b.display);
+    (targets, errors)
+}
+
+fn walk_dir(root: &Path, targets: &mut Vec<Target>, errors: &mut Vec<(String, String)>) {
+    let walker = ignore::WalkBuilder::new(root)
+        .standard_filters(false)
+        .hidden(false)
+        .follow_links(false)
+        .build();
+    for entry in walker {
+        match entry {
+            Ok(e) => {
+                let path = e.path();
+                let is_file = match e.file_type() {
+                    Some(t) if t.is_file() => true,
+                    // A symlink to a file is scanned (its content, reported under the link's name);
+                    // a symlink to a directory is not followed.
+                    Some(t) if t.is_symlink() => std::fs::metadata(path).is_ok_and(|m| m.is_file()),
+                    _ => false,
+                };
+                if is_file {
+                    targets.push(Target {
+                        path: path.to_path_buf(),
+                        display: path.display().to_string(),
+                    });
+                }
+            }
+            Err(e) => errors.push((root.display().to_string(), e.to_string())),
+        }
+    }
+}
