@@ -196,6 +196,8 @@ pub struct Fact {
     pub severity: Option<Severity>,
     /// How sure we are; the catalog default when `None`.
     pub confidence: Option<Confidence>,
+    /// Why it matters, when more specific than the rule's summary.
+    pub why: Option<String>,
 }
 
 impl Fact {
@@ -208,7 +210,15 @@ impl Fact {
             evidence: None,
             severity: None,
             confidence: None,
+            why: None,
         }
+    }
+
+    /// Sets why it matters.
+    #[must_use]
+    pub fn why(mut self, why: impl Into<String>) -> Fact {
+        self.why = Some(why.into());
+        self
     }
 
     /// Sets the byte offset.
@@ -258,6 +268,8 @@ pub struct Finding {
     /// The construct rendered readably.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// Why it matters.
+    pub why: String,
 }
 
 /// The result for one file.
@@ -413,6 +425,7 @@ mod tests {
             message: String::new(),
             location: Location::file("f"),
             evidence: None,
+            why: String::new(),
         }
     }
 

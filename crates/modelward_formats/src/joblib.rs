@@ -71,7 +71,7 @@ impl InlineHook for JoblibHook {
             Event::Build { offset, .. } => Some(*offset),
             _ => None,
         });
-        let padded = dict_get(arena, state, "numpy_array_alignment_bytes").is_some();
+        let padded = matches!(dict_get(arena, state, "numpy_array_alignment_bytes"), Some(Value::Int(n)) if n > 0);
         let fail = |this: &mut Self, why: &str| {
             let mut f = Fact::new(
                 "JBL101",
@@ -91,7 +91,8 @@ impl InlineHook for JoblibHook {
         };
         self.arrays += 1;
         if descr.trim_start_matches(['<', '>', '|', '=']).starts_with('O') {
-            return Inline::Pickle { padded };
+            // joblib pickles object arrays straight into the stream, without alignment padding.
+            return Inline::Pickle { padded: false };
         }
         let count = match dict_get(arena, state, "shape").map(|s| arena.items(s).to_vec()) {
             Some(dims) => dims.iter().try_fold(1u64, |acc, d| match d {

@@ -77,6 +77,9 @@ pub fn write_file(f: &FileReport, out: &mut dyn Write, opts: TextOptions) -> io:
         if let Some(ev) = &finding.evidence {
             writeln!(out, "      {} {}", p.wrap("2", "│"), ev)?;
         }
+        if !finding.why.is_empty() {
+            writeln!(out, "      {}", p.wrap("2", &format!("why: {}", finding.why)))?;
+        }
     }
     writeln!(out)
 }

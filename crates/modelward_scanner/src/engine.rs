@@ -29,6 +29,45 @@ pub(crate) struct Hint {
     storage: bool,
     /// How many pickles this content is nested in (constants inside pickles).
     nested: u32,
+    /// How pickles and raw data alternate in the content.
+    layout: Layout,
+}
+
+/// How pickles and raw data alternate in a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Pickles back to back; anything else after them is trailing data.
+    #[default]
+    Pickles,
+    /// The `storages` member of PyTorch's tar format: a count, then per storage a pickle
+    /// `(key, location, storage_type)` followed by an 8-byte element count and the raw bytes.
+    TorchTarStorages,
+    /// The `tensors` member: a count, then per tensor a pickle `(key, storage_id, type)`
+    /// followed by ndim, a reserved int, sizes, strides and a storage offset.
+    TorchTarTensors,
+}
+
+/// Member names of PyTorch's oldest (tar) checkpoint format.
+fn torch_tar_layout(name: &str) -> Option<Layout> {
+    match name {
+        "sys_info" | "pickle" => Some(Layout::Pickles),
+        "storages" => Some(Layout::TorchTarStorages),
+        "tensors" => Some(Layout::TorchTarTensors),
+        _ => None,
+    }
+}
+
+/// Element size of a legacy storage type.
+fn storage_element_size(name: &str) -> Option<u64> {
+    let short = name.rsplit('.').next()?;
+    Some(match short {
+        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+        "FloatStorage" | "IntStorage" | "QInt32Storage" => 4,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "CharStorage" | "ByteStorage" | "BoolStorage" | "QUInt8Storage" | "QInt8Storage" => 1,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
 }
 
 pub(crate) struct Engine<'a> {
@@ -218,15 +257,11 @@ impl<'a> Engine<'a> {
                             loc,
                         );
                     }
-                    self.stream(
-                        er,
-                        &loc.member(&m.name),
-                        depth + 1,
-                        Hint {
-                            nested: hint.nested,
-                            ..Hint::default()
-                        },
-                    );
+                    let member_hint = match torch_tar_layout(&m.name) {
+                        Some(layout) => Hint { torch: true, layout, nested: hint.nested, ..Hint::default() },
+                        None => Hint { nested: hint.nested, ..Hint::default() },
+                    };
+                    self.stream(er, &loc.member(&m.name), depth + 1, member_hint);
                     archive::Next::Continue
                 });
                 if let Err(e) = result {
@@ -393,7 +428,7 @@ impl<'a> Engine<'a> {
             let hint = Hint {
                 torch: layout.is_torch(),
                 storage: layout.is_storage(&e.name),
-                nested: 0,
+                ..Hint::default()
             };
             if layout.is_code(&e.name) {
                 code_files.push(e.name.clone());
@@ -411,7 +446,7 @@ impl<'a> Engine<'a> {
                 let size = raw.len();
                 let f = self.seekable(&mut raw, size, &mloc, depth + 1, hint);
                 // PyTorch never checks CRCs; a mismatch means the member was edited after writing.
-                if !hint.storage && size <= 16 << 20 {
+                if !hint.storage && size <= 16 << 20 && e.flags & 1 == 0 {
                     let _ = raw.seek(SeekFrom::Start(0));
                     let mut crc = CrcReader::new(&mut raw);
                     if io::copy(&mut crc, &mut io::sink()).is_ok() && crc.crc32() != e.crc32 {
@@ -446,7 +481,7 @@ impl<'a> Engine<'a> {
                     member_formats.push(f);
                     if !hint.storage {
                         let _ = io::copy(&mut crc, &mut io::sink());
-                        if crc.done && state.bomb().is_none() && crc.crc32() != e.crc32 {
+                        if crc.done && state.bomb().is_none() && e.flags & 1 == 0 && crc.crc32() != e.crc32 {
                             self.fact(Fact::new("ARC101", format!("{:?}: stored CRC-32 {:08x}, data has {:08x}; scanned anyway, as PyTorch loads it", e.name, e.crc32, crc.crc32())), &mloc);
                         }
                     }
@@ -665,9 +700,46 @@ impl<'a> Engine<'a> {
         let mut traces: Vec<Trace> = Vec::new();
         let mut trailing = None;
         let mut legacy = Legacy::No;
+        let mut expected: Option<u64> = None;
         loop {
             let t = run_one(&mut reader, &self.limits.pickle, &mut hook, 0);
             let stopped = t.end_reason == End::Stop;
+            if hint.layout != Layout::Pickles && stopped {
+                // Step over the raw record that follows each pickle of PyTorch's tar members.
+                match expected {
+                    None => expected = Some(match t.result {
+                        Some(Value::Int(n)) if n >= 0 => n as u64,
+                        _ => 0,
+                    }),
+                    Some(_) => {
+                        let raw = match hint.layout {
+                            Layout::TorchTarStorages => {
+                                let elsize = t.result.and_then(|v| t.arena.items(v).get(2).copied()).and_then(|v| t.arena.as_global(v)).and_then(|g| storage_element_size(&g.name));
+                                let numel = reader.peek(8).ok().filter(|b| b.len() == 8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+                                match (elsize, numel) {
+                                    (Some(s), Some(n)) => n.checked_mul(s).and_then(|b| b.checked_add(8)),
+                                    _ => None,
+                                }
+                            }
+                            _ => reader.peek(4).ok().filter(|b| b.len() == 4).map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) * 16 + 16),
+                        };
+                        match raw {
+                            Some(n) if reader.advance(n).unwrap_or(0) == n => {}
+                            _ => {
+                                traces.push(t);
+                                self.fact(Fact::new("PKL501", "a PyTorch tar record does not have the size its header gives").at(reader.position()), loc);
+                                break;
+                            }
+                        }
+                    }
+                }
+                let done = expected.is_some_and(|n| traces.len() as u64 >= n);
+                traces.push(t);
+                if done || reader.at_end().unwrap_or(true) {
+                    break;
+                }
+                continue;
+            }
             traces.push(t);
             if traces.len() == 2 {
                 legacy = torch::legacy(&traces[0], traces.get(1));
