@@ -142,6 +142,13 @@ fn read_at<R: ReadSeek + ?Sized>(r: &mut R, at: u64, len: usize) -> io::Result<V
 
 /// Finds the end-of-central-directory record: offset, and the record bytes.
 fn find_eocd<R: ReadSeek + ?Sized>(r: &mut R, len: u64) -> io::Result<Option<(u64, Vec<u8>)>> {
+    // Most archives have no comment: try the last 22 bytes before reading up to 64 KiB.
+    if len >= 22 {
+        let rec = read_at(r, len - 22, 22)?;
+        if rec.get(..4) == Some(EOCD_SIG) && u16le(&rec, 20) == 0 {
+            return Ok(Some((len - 22, rec)));
+        }
+    }
     let tail_len = len.min(22 + 65_535);
     let tail_start = len - tail_len;
     let tail = read_at(r, tail_start, tail_len as usize)?;
@@ -186,11 +193,12 @@ fn read_local<R: ReadSeek + ?Sized>(r: &mut R, at: u64, len: u64) -> io::Result<
     }
     let nlen = u16le(&h, 26) as u64;
     let xlen = u16le(&h, 28) as u64;
-    let name = String::from_utf8_lossy(&read_at(r, at + 30, nlen as usize)?).into_owned();
-    let extra = read_at(r, at + 30 + nlen, xlen as usize)?;
+    let tail = read_at(r, at + 30, (nlen + xlen) as usize)?;
+    let name = String::from_utf8_lossy(tail.get(..nlen as usize).unwrap_or(&tail)).into_owned();
+    let extra = tail.get(nlen as usize..).unwrap_or_default();
     let mut csize = u64::from(u32le(&h, 18));
     let mut usize_ = u64::from(u32le(&h, 22));
-    if let Some(z) = zip64_extra(&extra) {
+    if let Some(z) = zip64_extra(extra) {
         if usize_ == 0xffff_ffff {
             usize_ = u64le(z, 0);
         }

@@ -31,6 +31,7 @@ pub mod disasm;
 pub mod limits;
 pub mod machine;
 pub mod opcode;
+pub mod pseudocode;
 pub mod render;
 pub mod sniff;
 pub mod stream;

@@ -3,7 +3,8 @@
 //! Output is bounded in depth and length whatever the value graph looks like (memo cycles
 //! included), so evidence lines stay readable and rendering can never run away.
 
-use crate::value::{Arena, BytesKind, CallKind, Node, Value};
+use crate::value::{Arena, BytesKind, CallKind, Node, NodeId, Value};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Bounds for rendering.
@@ -37,10 +38,17 @@ pub fn render(arena: &Arena, v: Value) -> String {
 
 /// Renders `v` with the given bounds.
 pub fn render_with(arena: &Arena, v: Value, opts: RenderOptions) -> String {
+    render_named(arena, v, opts, &HashMap::new())
+}
+
+/// Renders `v`, writing `names[id]` for nodes that have a name (imported globals, call results
+/// bound to variables) instead of their structure.
+pub fn render_named(arena: &Arena, v: Value, opts: RenderOptions, names: &HashMap<NodeId, String>) -> String {
     let mut r = Renderer {
         arena,
         opts,
         out: String::new(),
+        names,
     };
     r.value(v, 0);
     if r.out.chars().count() > opts.max_len {
@@ -55,6 +63,7 @@ struct Renderer<'a> {
     arena: &'a Arena,
     opts: RenderOptions,
     out: String,
+    names: &'a HashMap<NodeId, String>,
 }
 
 impl Renderer<'_> {
@@ -76,6 +85,12 @@ impl Renderer<'_> {
             Value::Float(f) => self.float(f),
             Value::Unknown => self.out.push_str("<unknown>"),
             Value::Node(id) => {
+                if depth > 0 {
+                    if let Some(name) = self.names.get(&id) {
+                        self.out.push_str(name);
+                        return;
+                    }
+                }
                 if depth > self.opts.max_depth {
                     self.out.push('…');
                     return;

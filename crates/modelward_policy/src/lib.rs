@@ -170,7 +170,10 @@ impl Policy {
             message: fact.message,
             location: base.at(fact.offset),
             evidence: fact.evidence,
-            why: fact.why.or_else(|| rule.map(|r| r.summary.clone())).unwrap_or_default(),
+            why: fact
+                .why
+                .or_else(|| rule.map(|r| r.summary.clone()))
+                .unwrap_or_default(),
         })
     }
 

@@ -31,6 +31,17 @@ pub(crate) struct Hint {
     nested: u32,
     /// How pickles and raw data alternate in the content.
     layout: Layout,
+    /// The content is already in memory (no need to slurp it).
+    in_memory: bool,
+}
+
+/// Content up to this size is read once into memory instead of being re-read piecewise.
+const SMALL: u64 = 256 * 1024;
+
+fn flate2_crc(data: &[u8]) -> u32 {
+    let mut c = CrcReader::new(data);
+    let _ = io::copy(&mut c, &mut io::sink());
+    c.crc32()
 }
 
 /// How pickles and raw data alternate in a stream.
@@ -158,6 +169,27 @@ impl<'a> Engine<'a> {
         if self.too_deep(depth, loc) || self.over_time(loc) {
             return "unknown".into();
         }
+        if !hint.in_memory && !hint.storage && len <= SMALL {
+            let mut data = Vec::with_capacity(len as usize);
+            if let Err(e) = r
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| r.take(len).read_to_end(&mut data))
+            {
+                self.unreadable(loc, e);
+                return "unknown".into();
+            }
+            let n = data.len() as u64;
+            return self.seekable(
+                &mut Cursor::new(data),
+                n,
+                loc,
+                depth,
+                Hint {
+                    in_memory: true,
+                    ..hint
+                },
+            );
+        }
         let want = if hint.storage {
             self.limits.storage_head
         } else {
@@ -258,8 +290,16 @@ impl<'a> Engine<'a> {
                         );
                     }
                     let member_hint = match torch_tar_layout(&m.name) {
-                        Some(layout) => Hint { torch: true, layout, nested: hint.nested, ..Hint::default() },
-                        None => Hint { nested: hint.nested, ..Hint::default() },
+                        Some(layout) => Hint {
+                            torch: true,
+                            layout,
+                            nested: hint.nested,
+                            ..Hint::default()
+                        },
+                        None => Hint {
+                            nested: hint.nested,
+                            ..Hint::default()
+                        },
                     };
                     self.stream(er, &loc.member(&m.name), depth + 1, member_hint);
                     archive::Next::Continue
@@ -444,6 +484,31 @@ impl<'a> Engine<'a> {
             };
             if e.method == 0 {
                 let size = raw.len();
+                if !hint.storage && size <= SMALL {
+                    // Small members are read once: CRC and scan from memory.
+                    let mut data = Vec::with_capacity(size as usize);
+                    if let Err(err) = raw.read_to_end(&mut data) {
+                        self.unreadable(&mloc, err);
+                        continue;
+                    }
+                    let crc = flate2_crc(&data);
+                    if e.flags & 1 == 0 && crc != e.crc32 {
+                        self.fact(Fact::new("ARC101", format!("{:?}: stored CRC-32 {:08x}, data has {:08x}; scanned anyway, as PyTorch loads it", e.name, e.crc32, crc)), &mloc);
+                    }
+                    let n = data.len() as u64;
+                    let f = self.seekable(
+                        &mut Cursor::new(data),
+                        n,
+                        &mloc,
+                        depth + 1,
+                        Hint {
+                            in_memory: true,
+                            ..hint
+                        },
+                    );
+                    member_formats.push(f);
+                    continue;
+                }
                 let f = self.seekable(&mut raw, size, &mloc, depth + 1, hint);
                 // PyTorch never checks CRCs; a mismatch means the member was edited after writing.
                 if !hint.storage && size <= 16 << 20 && e.flags & 1 == 0 {
@@ -707,27 +772,45 @@ impl<'a> Engine<'a> {
             if hint.layout != Layout::Pickles && stopped {
                 // Step over the raw record that follows each pickle of PyTorch's tar members.
                 match expected {
-                    None => expected = Some(match t.result {
-                        Some(Value::Int(n)) if n >= 0 => n as u64,
-                        _ => 0,
-                    }),
+                    None => {
+                        expected = Some(match t.result {
+                            Some(Value::Int(n)) if n >= 0 => n as u64,
+                            _ => 0,
+                        })
+                    }
                     Some(_) => {
-                        let raw = match hint.layout {
-                            Layout::TorchTarStorages => {
-                                let elsize = t.result.and_then(|v| t.arena.items(v).get(2).copied()).and_then(|v| t.arena.as_global(v)).and_then(|g| storage_element_size(&g.name));
-                                let numel = reader.peek(8).ok().filter(|b| b.len() == 8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
-                                match (elsize, numel) {
-                                    (Some(s), Some(n)) => n.checked_mul(s).and_then(|b| b.checked_add(8)),
-                                    _ => None,
+                        let raw =
+                            match hint.layout {
+                                Layout::TorchTarStorages => {
+                                    let elsize = t
+                                        .result
+                                        .and_then(|v| t.arena.items(v).get(2).copied())
+                                        .and_then(|v| t.arena.as_global(v))
+                                        .and_then(|g| storage_element_size(&g.name));
+                                    let numel = reader.peek(8).ok().filter(|b| b.len() == 8).map(|b| {
+                                        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                                    });
+                                    match (elsize, numel) {
+                                        (Some(s), Some(n)) => n.checked_mul(s).and_then(|b| b.checked_add(8)),
+                                        _ => None,
+                                    }
                                 }
-                            }
-                            _ => reader.peek(4).ok().filter(|b| b.len() == 4).map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) * 16 + 16),
-                        };
+                                _ => reader.peek(4).ok().filter(|b| b.len() == 4).map(|b| {
+                                    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])) * 16 + 16
+                                }),
+                            };
                         match raw {
                             Some(n) if reader.advance(n).unwrap_or(0) == n => {}
                             _ => {
                                 traces.push(t);
-                                self.fact(Fact::new("PKL501", "a PyTorch tar record does not have the size its header gives").at(reader.position()), loc);
+                                self.fact(
+                                    Fact::new(
+                                        "PKL501",
+                                        "a PyTorch tar record does not have the size its header gives",
+                                    )
+                                    .at(reader.position()),
+                                    loc,
+                                );
                                 break;
                             }
                         }

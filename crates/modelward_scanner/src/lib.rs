@@ -67,6 +67,12 @@ impl Scanner {
             Ok(f) => f,
             Err(e) => {
                 report.error = Some(e.to_string());
+                if let Some(f) = self
+                    .policy
+                    .finding(Fact::new("MWD001", format!("cannot open the file: {e}")), &loc)
+                {
+                    report.findings.push(f);
+                }
                 report.finish(false);
                 return report;
             }

@@ -1,0 +1,173 @@
+//! The command line: exit codes, output formats, configuration, explain and rules.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn modelward(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelward"))
+        .args(args)
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run modelward")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn scanning_the_demo_files_shows_every_verdict_and_fails() {
+    let o = modelward(&["scan"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("MALICIOUS"), "{text}");
+    assert!(text.contains("SUSPICIOUS"), "{text}");
+    assert!(
+        text.contains("Summary: 7 file(s) scanned: 2 malicious, 1 suspicious, 2 clean, 2 skipped"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "NO_COLOR must give plain text");
+}
+
+#[test]
+fn exit_codes_follow_the_threshold() {
+    assert_eq!(
+        modelward(&["scan", "demo/clean_array.npy"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        modelward(&["scan", "demo/custom_class.pkl"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        modelward(&["scan", "--fail-on", "medium", "demo/custom_class.pkl"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        modelward(&["scan", "--fail-on", "never", "demo/model.bin"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(modelward(&["scan", "does/not/exist"]).status.code(), Some(2));
+    assert_eq!(
+        modelward(&["scan", "--format", "yaml", "demo"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn json_output_follows_the_documented_contract() {
+    let o = modelward(&["scan", "--format", "json", "demo"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["tool"]["name"], "modelward");
+    let files = doc["files"].as_array().expect("files");
+    assert_eq!(files.len(), 7, "five models, a README and a .gitattributes");
+    let bin = files
+        .iter()
+        .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("model.bin")))
+        .expect("model.bin");
+    assert_eq!(bin["format"], "pickle");
+    assert_eq!(bin["verdict"], "malicious");
+    assert_eq!(bin["severity"], "critical");
+    let finding = &bin["findings"][0];
+    assert_eq!(finding["rule"], "PKL102");
+    assert_eq!(finding["location"]["offset"], 2);
+    assert_eq!(finding["evidence"], "posix.system('echo modelward-fixture')");
+    assert!(bin["bytes_read"].as_u64().is_some());
+    assert_eq!(doc["summary"]["malicious"], 2);
+}
+
+#[test]
+fn a_config_allows_a_teams_class_but_never_a_dangerous_global() {
+    let dir = std::env::temp_dir().join(format!("modelward-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    std::fs::copy(repo().join("demo/custom_class.pkl"), dir.join("custom_class.pkl")).expect("copy");
+    std::fs::copy(repo().join("demo/model.bin"), dir.join("model.bin")).expect("copy");
+    std::fs::write(
+        dir.join("modelward.toml"),
+        "fail-on = \"medium\"\n[[allow-globals]]\nname = \"mylib.models.CustomNet\"\nreason = \"our own model class\"\n[[allow-globals]]\nname = \"mylib.never.Used\"\nreason = \"stale\"\n",
+    )
+    .expect("config");
+    let o = modelward(&["scan", "--format", "json", dir.to_str().expect("utf8")]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let verdict = |name: &str| {
+        doc["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with(name)))
+            .map(|f| f["verdict"].clone())
+    };
+    assert_eq!(verdict("custom_class.pkl"), Some("clean".into()));
+    assert_eq!(verdict("model.bin"), Some("malicious".into()));
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("MWD003") && stderr.contains("mylib.never.Used"),
+        "{stderr}"
+    );
+    // A broken config names its file and line.
+    std::fs::write(dir.join("modelward.toml"), "fail-on = \"high\"\nbogus = 3\n").expect("config");
+    let o = modelward(&["scan", dir.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("modelward.toml:2"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explain_shows_the_call_in_pseudo_python() {
+    let o = modelward(&["explain", "demo/model.bin"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = stdout(&o);
+    assert!(text.contains("GLOBAL           'posix system'"), "{text}");
+    assert!(text.contains("from posix import system"), "{text}");
+    assert!(text.contains("_v0 = system('echo modelward-fixture')"), "{text}");
+    assert!(text.contains("!! dangerous (PKL102)"), "{text}");
+    // A member of a zip checkpoint
+    let o = modelward(&[
+        "explain",
+        "demo/malicious_checkpoint.pt!malicious_checkpoint/data.pkl",
+    ]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("system('echo modelward-fixture')") || !o.status.success(),
+        "{text}"
+    );
+    // A benign real-writer checkpoint reads as tensor rebuilding, with nothing marked
+    let o = modelward(&[
+        "explain",
+        "tests/fixtures/torch/state_dict_zip.pt!state_dict_zip/data.pkl",
+    ]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("from torch._utils import _rebuild_tensor_v2"),
+        "{text}"
+    );
+    assert!(!text.contains("!!"), "{text}");
+}
+
+#[test]
+fn rules_are_listed_and_documented_from_the_catalog() {
+    let o = modelward(&["rules"]);
+    assert!(stdout(&o).contains("PKL102   critical   process-execution-global"));
+    let o = modelward(&["rule", "pkl102"]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("Why it matters") && text.contains("posix"),
+        "{text}"
+    );
+    assert_eq!(modelward(&["rule", "XYZ999"]).status.code(), Some(2));
+}

@@ -1,0 +1,102 @@
+//! The committed fixtures (tests/fixtures/expected.json): verdicts and the names a scan must
+//! report, for files made by the real writers.
+
+mod common;
+
+#[test]
+fn every_fixture_gets_its_verdict_and_names() {
+    let root = common::repo().join("tests/fixtures");
+    let expected: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(root.join("expected.json")).expect("expected.json"))
+            .expect("json");
+    assert!(expected.len() >= 70, "only {} fixtures listed", expected.len());
+    let mut wrong = Vec::new();
+    for e in &expected {
+        let rel = e["path"].as_str().expect("path");
+        let report = common::scan_file(&root.join(rel));
+        let want = e["verdict"].as_str().expect("verdict");
+        if report.verdict.as_str() != want {
+            wrong.push(format!(
+                "{rel}: expected {want}, got {} {:?}",
+                report.verdict,
+                common::rules(&report)
+            ));
+            continue;
+        }
+        let text: String = report
+            .findings
+            .iter()
+            .map(|f| format!("{} {} ", f.message, f.evidence.clone().unwrap_or_default()))
+            .collect();
+        for name in e["must_find"].as_array().expect("must_find") {
+            let name = name.as_str().expect("name");
+            if !text.contains(name) {
+                wrong.push(format!("{rel}: {name} not reported"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} problems:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn a_large_torch_zip_checkpoint_is_read_without_its_tensor_data() {
+    // archive/data.pkl references one 48 MiB storage, archive/data/0.
+    let pickle =
+        std::fs::read(common::repo().join("tests/fixtures/torch/state_dict_zip.pt")).expect("fixture");
+    let listing = modelward_formats::zip::list(
+        &mut std::io::Cursor::new(&pickle),
+        pickle.len() as u64,
+        Default::default(),
+    )
+    .expect("zip");
+    let pkl = listing
+        .entries
+        .iter()
+        .find(|e| e.name.ends_with("data.pkl"))
+        .expect("data.pkl");
+    let start = pkl.data_offset.expect("data") as usize;
+    let data_pkl = pickle[start..start + pkl.compressed_size as usize].to_vec();
+    let tensor = vec![0u8; 48 << 20];
+    let zip = common::zip(&[
+        common::Member::stored("archive/data.pkl", &data_pkl),
+        common::Member::stored("archive/data/0", &tensor),
+        common::Member::stored("archive/version", b"3\n"),
+    ]);
+    let dir = std::env::temp_dir().join(format!("modelward-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let path = dir.join("big.pt");
+    std::fs::write(&path, &zip).expect("write");
+    let r = common::scan_file(&path);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(r.format, "pytorch-zip");
+    assert_eq!(
+        r.verdict,
+        modelward_diagnostics::Verdict::Clean,
+        "{:?}",
+        common::rules(&r)
+    );
+    assert!(
+        r.bytes_read < 16 * 1024,
+        "read {} of {} bytes",
+        r.bytes_read,
+        r.size
+    );
+}
+
+#[test]
+fn locations_chain_through_nested_containers() {
+    let path = common::repo().join("tests/fixtures/archives/bundle.tar.gz");
+    let r = common::scan_file(&path);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule.starts_with("PKL10"))
+        .expect("payload found");
+    assert!(f.location.members.len() >= 2, "{}", f.location);
+    assert!(f.location.to_string().contains("data.pkl"), "{}", f.location);
+}
