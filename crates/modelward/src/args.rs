@@ -37,6 +37,10 @@ pub enum OutputFormat {
     Text,
     /// The versioned JSON document (docs/json-output.md).
     Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// GitHub Actions workflow annotations.
+    Github,
 }
 
 /// Severities accepted by `--fail-on`.

@@ -158,12 +158,10 @@ impl Policy {
                     String::new()
                 };
                 Some(
-                    Fact::new(
-                        rule,
-                        format!("{action} {qualified}{written}{via}{times}: {}", entry.reason),
-                    )
-                    .at(u.offset)
-                    .evidence(evidence),
+                    Fact::new(rule, format!("{action} {qualified}{written}{via}{times}"))
+                        .at(u.offset)
+                        .evidence(evidence)
+                        .why(entry.reason.clone()),
                 )
             }
             Judgement::Safe(entry) => {

@@ -5,6 +5,6 @@ use std::io::{self, Write};
 
 /// Writes the report as JSON followed by a newline.
 pub fn write(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, report).map_err(io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, report).map_err(crate::io_error)?;
     writeln!(out)
 }

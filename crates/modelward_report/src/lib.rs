@@ -2,9 +2,13 @@
 //!
 //! - [`text`]: for people; readable without colour, colour only when asked.
 //! - [`json`]: the versioned document described in `docs/json-output.md`.
+//! - [`sarif`]: SARIF 2.1.0 for GitHub code scanning and other SARIF consumers.
+//! - [`github`]: GitHub Actions annotations.
 #![forbid(unsafe_code)]
 
+pub mod github;
 pub mod json;
+pub mod sarif;
 pub mod text;
 
 /// Human-readable byte counts: `1.2 MB`.
@@ -20,5 +24,13 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A serde_json error as an I/O error, keeping the I/O kind (a closed pipe stays `BrokenPipe`).
+pub(crate) fn io_error(e: serde_json::Error) -> std::io::Error {
+    match e.io_error_kind() {
+        Some(kind) => std::io::Error::new(kind, e),
+        None => std::io::Error::other(e),
     }
 }

@@ -118,6 +118,47 @@ impl Scanner {
         report
     }
 
+    /// Scans content from any seekable source (a remote file over HTTP range requests, a blob
+    /// in a cache), reporting it under `display`. `bytes_read` is left for the caller to fill
+    /// when it counts reads itself; here it counts what passed through the scanner.
+    pub fn scan_source(
+        &self,
+        display: &str,
+        r: &mut dyn modelward_formats::io::ReadSeek,
+        len: u64,
+    ) -> FileReport {
+        let loc = Location::file(display);
+        let mut engine = engine::Engine::new(&self.policy, &self.limits);
+        let count = Arc::new(AtomicU64::new(0));
+        let mut reader = Counting::new(r, count.clone());
+        let format = match catch(|| engine.seekable(&mut reader, len, &loc, 0, Default::default())) {
+            Ok(f) => f,
+            Err(panic) => {
+                engine.fact(
+                    Fact::new(
+                        "MWD002",
+                        format!("internal error while scanning: {panic}; please report it"),
+                    ),
+                    &loc,
+                );
+                "unknown".into()
+            }
+        };
+        let mut report = FileReport {
+            path: display.to_owned(),
+            format,
+            verdict: Verdict::Clean,
+            severity: None,
+            findings: engine.findings,
+            size: len,
+            bytes_read: count.load(Ordering::Relaxed),
+            error: None,
+        };
+        let known = report.format != "unknown";
+        report.finish(known);
+        report
+    }
+
     /// Scans bytes held in memory.
     pub fn scan_bytes(&self, name: &str, data: &[u8]) -> FileReport {
         let loc = Location::file(name);
