@@ -85,6 +85,12 @@ pub struct ScanArgs {
     /// Exit 1 when a finding reaches this severity [default: high, or the configuration's].
     #[arg(long, value_enum)]
     pub fail_on: Option<FailOn>,
+    /// Report only these rule codes or prefixes (comma-separated; overrides the configuration).
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Never report these rule codes or prefixes (comma-separated; added to the configuration's).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Vec<String>,
     /// Configuration file (default: modelward.toml or [tool.modelward] in pyproject.toml, searched
     /// upwards from the first path).
     #[arg(long)]

@@ -171,3 +171,15 @@ fn rules_are_listed_and_documented_from_the_catalog() {
     );
     assert_eq!(modelward(&["rule", "XYZ999"]).status.code(), Some(2));
 }
+
+#[test]
+fn select_and_ignore_flags_override_the_configuration() {
+    let o = modelward(&["scan", "--ignore", "PKL10", "demo/model.bin"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = modelward(&["scan", "--select", "ARC", "demo/model.bin"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        modelward(&["scan", "--select", "NOPE", "demo"]).status.code(),
+        Some(2)
+    );
+}

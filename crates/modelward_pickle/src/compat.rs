@@ -63,8 +63,11 @@ const IMPORT_MAPPING: &[(&str, &str)] = &[
     ("cStringIO", "io"),
 ];
 
+/// `(module, name)` as written, and what it becomes.
+type Rename = ((&'static str, &'static str), (&'static str, &'static str));
+
 /// Renames of single names; checked before [`IMPORT_MAPPING`].
-const NAME_MAPPING: &[((&str, &str), (&str, &str))] = &[
+const NAME_MAPPING: &[Rename] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
     (("__builtin__", "intern"), ("sys", "intern")),

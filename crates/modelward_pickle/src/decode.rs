@@ -545,18 +545,16 @@ fn raw_unicode_escape_decode(s: &[u8]) -> String {
                 Some(b'U') => 8,
                 _ => 0,
             };
-            if width > 0 {
-                if let Some(hex) = s.get(i + 2..i + 2 + width) {
-                    if let Some(ch) = std::str::from_utf8(hex)
-                        .ok()
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .and_then(char::from_u32)
-                    {
-                        out.push(ch);
-                        i += 2 + width;
-                        continue;
-                    }
-                }
+            if width > 0
+                && let Some(ch) = s
+                    .get(i + 2..i + 2 + width)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(char::from_u32)
+            {
+                out.push(ch);
+                i += 2 + width;
+                continue;
             }
         }
         out.push(char::from(c));

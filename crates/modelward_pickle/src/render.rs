@@ -85,11 +85,11 @@ impl Renderer<'_> {
             Value::Float(f) => self.float(f),
             Value::Unknown => self.out.push_str("<unknown>"),
             Value::Node(id) => {
-                if depth > 0 {
-                    if let Some(name) = self.names.get(&id) {
-                        self.out.push_str(name);
-                        return;
-                    }
+                if depth > 0
+                    && let Some(name) = self.names.get(&id)
+                {
+                    self.out.push_str(name);
+                    return;
                 }
                 if depth > self.opts.max_depth {
                     self.out.push('…');
@@ -216,17 +216,17 @@ impl Renderer<'_> {
                         self.args(call.args, depth);
                     }
                 }
-                if let Some(kw) = call.kwargs {
-                    if let Some(Node::Dict { items, .. }) = self.arena.node(kw) {
-                        for (k, v) in items.clone() {
-                            self.out.push_str(", ");
-                            match self.arena.as_str(k) {
-                                Some(s) => self.out.push_str(&s),
-                                None => self.value(k, depth + 1),
-                            }
-                            self.out.push('=');
-                            self.value(v, depth + 1);
+                if let Some(kw) = call.kwargs
+                    && let Some(Node::Dict { items, .. }) = self.arena.node(kw)
+                {
+                    for (k, v) in items.clone() {
+                        self.out.push_str(", ");
+                        match self.arena.as_str(k) {
+                            Some(s) => self.out.push_str(&s),
+                            None => self.value(k, depth + 1),
                         }
+                        self.out.push('=');
+                        self.value(v, depth + 1);
                     }
                 }
                 self.out.push(')');

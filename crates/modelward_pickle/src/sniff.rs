@@ -76,13 +76,10 @@ fn probe(head: &[u8]) -> bool {
             Step::NeedMore => return decoded >= 4,
             Step::Err(_) => return false,
         };
-        if decoded == 0 {
-            if let Arg::Global { module, name } = &ins.arg {
-                if !(is_identifier_path(module) && is_identifier_path(name)) {
-                    return false;
-                }
-                return true;
-            }
+        if decoded == 0
+            && let Arg::Global { module, name } = &ins.arg
+        {
+            return is_identifier_path(module) && is_identifier_path(name);
         }
         decoded += 1;
         pos = pos.saturating_add(usize::try_from(ins.len).unwrap_or(usize::MAX));

@@ -170,10 +170,10 @@ impl Config {
                 return Config::load(&own);
             }
             let py = d.join("pyproject.toml");
-            if py.is_file() {
-                if let Some(c) = Config::load(&py)? {
-                    return Ok(Some(c));
-                }
+            if py.is_file()
+                && let Some(c) = Config::load(&py)?
+            {
+                return Ok(Some(c));
             }
             dir = d.parent();
         }

@@ -181,10 +181,10 @@ impl Policy {
         if entry.source == "built-in" {
             return;
         }
-        if let Some(i) = self.user_allows.iter().position(|a| a.name == entry.name) {
-            if let Some(h) = self.allow_hits.get(i) {
-                h.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = self.user_allows.iter().position(|a| a.name == entry.name)
+            && let Some(h) = self.allow_hits.get(i)
+        {
+            h.fetch_add(1, Ordering::Relaxed);
         }
     }
 

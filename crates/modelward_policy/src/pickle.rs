@@ -63,12 +63,11 @@ impl Policy {
         // Which calls each imported name receives.
         let mut calls_of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
         for ev in &trace.events {
-            if let Event::Call { call, .. } = ev {
-                if let Some(Node::Call(c)) = arena.get(*call) {
-                    if let Some(g) = global_id(arena, c.callee) {
-                        calls_of.entry(g).or_default().push(*call);
-                    }
-                }
+            if let Event::Call { call, .. } = ev
+                && let Some(Node::Call(c)) = arena.get(*call)
+                && let Some(g) = global_id(arena, c.callee)
+            {
+                calls_of.entry(g).or_default().push(*call);
             }
         }
         // One entry per distinct name, in order of first appearance.
@@ -366,17 +365,18 @@ impl Policy {
                 }
             }
         }
-        if persistent > 0 && !ctx.torch {
-            if let Some((off, call)) = first_persistent {
-                facts.push(
-                    Fact::new(
-                        "PKL306",
-                        format!("{persistent} persistent_load reference(s) outside a PyTorch container"),
-                    )
-                    .at(off)
-                    .evidence(render(arena, Value::Node(call))),
-                );
-            }
+        if persistent > 0
+            && !ctx.torch
+            && let Some((off, call)) = first_persistent
+        {
+            facts.push(
+                Fact::new(
+                    "PKL306",
+                    format!("{persistent} persistent_load reference(s) outside a PyTorch container"),
+                )
+                .at(off)
+                .evidence(render(arena, Value::Node(call))),
+            );
         }
         for (_, (off, n, text)) in anomalies {
             let times = if n > 1 {

@@ -347,8 +347,6 @@ impl<'a> Engine<'a> {
                         ..hint
                     },
                 );
-                // Errors inside the stream surface as short reads; drain to learn about bombs.
-                let _ = io::copy(&mut bounded.by_ref().take(0), &mut io::sink());
             }
             Err(e) => self.unreadable(loc, format!("{format} stream: {e}")),
         }
@@ -870,17 +868,17 @@ impl<'a> Engine<'a> {
         for f in std::mem::take(&mut hook.facts) {
             self.fact(f, loc);
         }
-        if let Some((at, n)) = trailing {
-            if n > 0 {
-                self.fact(
-                    Fact::new(
-                        "PKL502",
-                        format!("{n} bytes follow the last pickle and are not a pickle"),
-                    )
-                    .at(at),
-                    loc,
-                );
-            }
+        if let Some((at, n)) = trailing
+            && n > 0
+        {
+            self.fact(
+                Fact::new(
+                    "PKL502",
+                    format!("{n} bytes follow the last pickle and are not a pickle"),
+                )
+                .at(at),
+                loc,
+            );
         }
         // A tensor storage that merely starts like a pickle is noise unless it is a well-formed one.
         if hint.storage

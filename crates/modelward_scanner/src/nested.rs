@@ -59,7 +59,7 @@ pub(crate) fn candidates(arena: &Arena, max: usize) -> Vec<Candidate> {
             .copied()
             .filter(|c| !c.is_ascii_whitespace())
             .collect();
-        let decoded = if compact.iter().all(u8::is_ascii_hexdigit) && compact.len() % 2 == 0 {
+        let decoded = if compact.iter().all(u8::is_ascii_hexdigit) && compact.len().is_multiple_of(2) {
             decode_hex(&compact).map(|d| (d, "hex"))
         } else {
             base64::engine::general_purpose::STANDARD
@@ -68,15 +68,15 @@ pub(crate) fn candidates(arena: &Arena, max: usize) -> Vec<Candidate> {
                 .ok()
                 .map(|d| (d, "base64"))
         };
-        if let Some((d, enc)) = decoded {
-            if looks_like_pickle(&d) {
-                out.push(Candidate {
-                    offset,
-                    encoding: enc,
-                    data: d,
-                    node: id,
-                });
-            }
+        if let Some((d, enc)) = decoded
+            && looks_like_pickle(&d)
+        {
+            out.push(Candidate {
+                offset,
+                encoding: enc,
+                data: d,
+                node: id,
+            });
         }
     }
     out

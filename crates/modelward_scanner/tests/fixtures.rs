@@ -100,3 +100,38 @@ fn locations_chain_through_nested_containers() {
     assert!(f.location.members.len() >= 2, "{}", f.location);
     assert!(f.location.to_string().contains("data.pkl"), "{}", f.location);
 }
+
+#[test]
+fn a_base64_pickle_inside_a_string_constant_is_scanned_at_its_own_location() {
+    use base64::Engine as _;
+    use modelward_pickle::assemble::Assembler as A;
+    let inner = A::new().proto(2).call1("posix", "system", "id").stop().finish();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&inner);
+    let outer = A::new()
+        .proto(4)
+        .empty_dict()
+        .short_binunicode("blob")
+        .binunicode(&encoded)
+        .setitem()
+        .stop()
+        .finish();
+    let r = common::scan(&outer);
+    assert_eq!(
+        r.verdict,
+        modelward_diagnostics::Verdict::Malicious,
+        "{:?}",
+        common::rules(&r)
+    );
+    let hit = r
+        .findings
+        .iter()
+        .find(|f| f.rule == "PKL102")
+        .expect("inner payload");
+    assert_eq!(hit.location.members.len(), 1, "{}", hit.location);
+    assert!(
+        hit.location.members[0].starts_with("base64 constant @"),
+        "{}",
+        hit.location
+    );
+    assert!(common::rules(&r).contains(&"PKL401".to_owned()));
+}

@@ -55,7 +55,7 @@ const PICKLE_BEARING: &[&str] = &[
 #[test]
 fn real_benign_files_are_never_malicious_and_pickles_are_opened() {
     let Some(dir) = real_dir() else { return };
-    let report = common::scanner().scan_paths(&[dir.clone()], |_| {});
+    let report = common::scanner().scan_paths(std::slice::from_ref(&dir), |_| {});
     assert!(
         report.files.len() >= 300,
         "only {} files under {}",

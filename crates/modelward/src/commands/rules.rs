@@ -45,28 +45,27 @@ pub fn show(code: &str) -> Result<ExitCode> {
             .iter()
             .filter(|e| e.rule.as_deref() == Some(r.code.as_str()))
             .collect::<Vec<_>>(),
-    ) {
-        if !rule_globals.is_empty() {
-            writeln!(out, "\n## Names reported under this rule\n")?;
-            let mut last_reason = "";
-            for e in rule_globals {
-                if e.reason != last_reason {
-                    writeln!(out, "\n- {}:", e.reason)?;
-                    last_reason = &e.reason;
-                }
-                write!(
-                    out,
-                    "  {}{}",
-                    e.name,
-                    if matches!(e.matching, modelward_policy::Match::Prefix) {
-                        ".*"
-                    } else {
-                        ""
-                    }
-                )?;
+    ) && !rule_globals.is_empty()
+    {
+        writeln!(out, "\n## Names reported under this rule\n")?;
+        let mut last_reason = "";
+        for e in rule_globals {
+            if e.reason != last_reason {
+                writeln!(out, "\n- {}:", e.reason)?;
+                last_reason = &e.reason;
             }
-            writeln!(out)?;
+            write!(
+                out,
+                "  {}{}",
+                e.name,
+                if matches!(e.matching, modelward_policy::Match::Prefix) {
+                    ".*"
+                } else {
+                    ""
+                }
+            )?;
         }
+        writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
 }

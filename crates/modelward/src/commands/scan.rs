@@ -74,7 +74,15 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     } else {
         args.paths.clone()
     };
-    let config = load_config(&args, &paths)?;
+    let mut config = load_config(&args, &paths)?;
+    // Command-line selection overrides the file's.
+    if !args.select.is_empty() || !args.ignore.is_empty() {
+        let c = config.get_or_insert_with(Config::default);
+        if !args.select.is_empty() {
+            c.select = args.select.clone();
+        }
+        c.ignore.extend(args.ignore.iter().cloned());
+    }
     let policy = match &config {
         Some(c) => Policy::with_config(c)?,
         None => Policy::builtin(),
