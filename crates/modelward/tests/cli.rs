@@ -28,7 +28,7 @@ fn scanning_the_demo_files_shows_every_verdict_and_fails() {
     assert!(text.contains("MALICIOUS"), "{text}");
     assert!(text.contains("SUSPICIOUS"), "{text}");
     assert!(
-        text.contains("Summary: 7 file(s) scanned: 2 malicious, 1 suspicious, 2 clean, 2 skipped"),
+        text.contains("Summary: 7 file(s) scanned: 2 malicious, 1 suspicious, 4 clean, 0 skipped"),
         "{text}"
     );
     assert!(!text.contains('\x1b'), "NO_COLOR must give plain text");
@@ -70,7 +70,11 @@ fn json_output_follows_the_documented_contract() {
     assert_eq!(doc["schema_version"], 1);
     assert_eq!(doc["tool"]["name"], "modelward");
     let files = doc["files"].as_array().expect("files");
-    assert_eq!(files.len(), 7, "five models, a README and a .gitattributes");
+    assert_eq!(
+        files.len(),
+        7,
+        "five models, a README (text) and a .gitattributes"
+    );
     let bin = files
         .iter()
         .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("model.bin")))

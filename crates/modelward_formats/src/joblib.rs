@@ -71,7 +71,8 @@ impl InlineHook for JoblibHook {
             Event::Build { offset, .. } => Some(*offset),
             _ => None,
         });
-        let padded = matches!(dict_get(arena, state, "numpy_array_alignment_bytes"), Some(Value::Int(n)) if n > 0);
+        let padded =
+            matches!(dict_get(arena, state, "numpy_array_alignment_bytes"), Some(Value::Int(n)) if n > 0);
         let fail = |this: &mut Self, why: &str| {
             let mut f = Fact::new(
                 "JBL101",

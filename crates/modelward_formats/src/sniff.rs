@@ -32,6 +32,12 @@ pub enum Format {
     Npy,
     /// A Python pickle (including PyTorch's legacy format and joblib's stream).
     Pickle,
+    /// safetensors: an 8-byte header length and a JSON header.
+    Safetensors,
+    /// GGUF (llama.cpp).
+    Gguf,
+    /// UTF-8 text (JSON configs, YAML, Python sources, Jinja templates): analysed by content.
+    Text,
     /// Nothing modelward knows.
     Unknown,
 }
@@ -53,6 +59,9 @@ impl Format {
             Format::JoblibZfile => "joblib-zfile",
             Format::Npy => "npy",
             Format::Pickle => "pickle",
+            Format::Safetensors => "safetensors",
+            Format::Gguf => "gguf",
+            Format::Text => "text",
             Format::Unknown => "unknown",
         }
     }
@@ -81,7 +90,44 @@ impl fmt::Display for Format {
 /// How many leading bytes [`sniff`] wants (tar's magic sits at 257).
 pub const SNIFF_LEN: usize = 4096;
 
-/// Recognises a format from the first bytes of some content.
+/// Recognises a format from the first bytes of some content; `len` is the content's length when
+/// known (safetensors is recognised by a header length that fits it).
+pub fn sniff_len(head: &[u8], len: Option<u64>) -> Format {
+    // safetensors: a JSON object right after the 8-byte length. A length that does not fit the
+    // file is still safetensors (a lying header is what its checks report).
+    let json_object = head.get(8..).is_some_and(|rest| {
+        let mut it = rest.iter().skip_while(|b| b.is_ascii_whitespace());
+        it.next() == Some(&b'{') && matches!(it.find(|b| !b.is_ascii_whitespace()), Some(b'"' | b'}') | None)
+    });
+    if crate::safetensors::looks_like(head, len.unwrap_or(u64::MAX)) || json_object {
+        return Format::Safetensors;
+    }
+    if crate::gguf::looks_like(head) {
+        return Format::Gguf;
+    }
+    match sniff(head) {
+        Format::Unknown if is_text(head) => Format::Text,
+        f => f,
+    }
+}
+
+/// UTF-8 without NULs or other control bytes (a cut in the middle of the last character is
+/// allowed: `head` may be a prefix).
+pub fn is_text(head: &[u8]) -> bool {
+    if head.is_empty()
+        || head
+            .iter()
+            .any(|&b| b == 0 || (b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c)))
+    {
+        return false;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && e.valid_up_to() + 4 > head.len(),
+    }
+}
+
+/// Recognises a format from the first bytes of some content (container and pickle formats).
 pub fn sniff(head: &[u8]) -> Format {
     let starts = |m: &[u8]| head.starts_with(m);
     if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") || starts(b"PK\x07\x08") {

@@ -5,10 +5,12 @@ use crate::limits::ScanLimits;
 use crate::nested;
 use modelward_diagnostics::{Fact, Finding, Location};
 use modelward_formats::io::{BoundState, Bounded, ReadSeek, Tally, Window};
-use modelward_formats::joblib::{JoblibHook, ZFILE_HEADER};
+use modelward_formats::joblib::JoblibHook;
 use modelward_formats::torch::{self, Legacy, TorchLayout};
 use modelward_formats::zip::{self, CrcReader, ZipLimits};
-use modelward_formats::{Format, SNIFF_LEN, archive, compress, npy, sniff};
+use modelward_formats::{
+    Format, SNIFF_LEN, archive, compress, gguf, hf, npy, safetensors, sniff_len, template,
+};
 use modelward_pickle::machine::Event;
 use modelward_pickle::stream::MAX_PICKLES_PER_STREAM;
 use modelward_pickle::{
@@ -33,6 +35,26 @@ pub(crate) struct Hint {
     layout: Layout,
     /// The content is already in memory (no need to slurp it).
     in_memory: bool,
+}
+
+/// Largest text document analysed.
+const MAX_TEXT: usize = 64 << 20;
+
+/// Python source: a few lines that only Python writes.
+fn looks_like_python(text: &str) -> bool {
+    let hits = text
+        .lines()
+        .take(400)
+        .map(str::trim_start)
+        .filter(|l| {
+            l.starts_with("import ")
+                || (l.starts_with("from ") && l.contains(" import "))
+                || l.starts_with("def ")
+                || l.starts_with("class ") && l.ends_with(':')
+        })
+        .count();
+    // Markdown with Python code blocks is documentation, not a module.
+    (hits >= 2 && !text.contains("```")) || text.starts_with("#!/usr/bin/env python")
 }
 
 /// Content up to this size is read once into memory instead of being re-read piecewise.
@@ -202,12 +224,30 @@ impl<'a> Engine<'a> {
                 return "unknown".into();
             }
         };
-        let format = sniff(&head);
+        let format = sniff_len(&head, Some(len));
         if hint.storage && format != Format::Pickle && !matches!(format, Format::Zip | Format::SevenZip) {
             return "tensor-data".into();
         }
         match format {
             Format::Zip => self.zip(r, len, loc, depth),
+            Format::Safetensors => {
+                let report = safetensors::check(r, len);
+                for f in report.facts {
+                    self.fact(f, loc);
+                }
+                "safetensors".into()
+            }
+            Format::Gguf => {
+                self.gguf(r, len, loc);
+                "gguf".into()
+            }
+            Format::Text => {
+                if let Err(e) = r.seek(SeekFrom::Start(0)) {
+                    self.unreadable(loc, e);
+                    return "text".into();
+                }
+                self.text(r, loc)
+            }
             Format::Pickle => {
                 if let Err(e) = r.seek(SeekFrom::Start(0)) {
                     self.unreadable(loc, e);
@@ -256,13 +296,15 @@ impl<'a> Engine<'a> {
                 return "unknown".into();
             }
         };
-        let format = sniff(&head);
+        let format = sniff_len(&head, None);
         if hint.storage && format != Format::Pickle && !matches!(format, Format::Zip | Format::SevenZip) {
             return "tensor-data".into();
         }
         let mut chained = Cursor::new(head).chain(r);
         match format {
             Format::Unknown => "unknown".into(),
+            Format::Text => self.text(&mut chained, loc),
+            Format::Safetensors | Format::Gguf => self.spool(&mut chained, loc, depth),
             Format::Pickle => self.pickle(ReadSource(&mut chained), None, loc, depth, hint),
             Format::Zip | Format::SevenZip => self.spool(&mut chained, loc, depth),
             _ => {
@@ -312,12 +354,28 @@ impl<'a> Engine<'a> {
                 }
             }
             Format::JoblibZfile => {
-                let mut skip = [0u8; ZFILE_HEADER as usize];
-                if r.read_exact(&mut skip).is_err() {
-                    self.unreadable(loc, "truncated ZF header");
-                    return;
+                // `ZF`, the payload length as Python's hex() (with an `L` under Python 2),
+                // space-padded, then a zlib stream.
+                let head = match read_head(r, 32) {
+                    Ok(h) => h,
+                    Err(e) => return self.unreadable(loc, e),
+                };
+                let mut at = 2usize.min(head.len());
+                if head.get(at..at + 2) == Some(b"0x") {
+                    at += 2;
                 }
-                self.decompress(Format::Zlib, r, loc, depth, hint);
+                while head.get(at).is_some_and(u8::is_ascii_hexdigit) {
+                    at += 1;
+                }
+                if head.get(at) == Some(&b'L') {
+                    at += 1;
+                }
+                while head.get(at) == Some(&b' ') {
+                    at += 1;
+                }
+                let rest = head.get(at..).unwrap_or_default().to_vec();
+                let mut chained = Cursor::new(rest).chain(r);
+                self.decompress(Format::Zlib, &mut chained, loc, depth, hint);
             }
             Format::Npy => self.npy_stream(r, loc, depth, hint),
             f if f.is_compression() => self.decompress(f, r, loc, depth, hint),
@@ -737,6 +795,94 @@ impl<'a> Engine<'a> {
             }
             Ok(_) => {}
             Err(f) => self.fact(f, loc),
+        }
+    }
+
+    fn gguf(&mut self, r: &mut dyn ReadSeek, len: u64, loc: &Location) {
+        let report = gguf::check(r, len);
+        for f in report.facts {
+            self.fact(f, loc);
+        }
+        for (key, text, offset) in report.chat_templates {
+            for mut f in template::analyse(&text) {
+                f.offset = Some(offset + f.offset.unwrap_or(0));
+                f.message = format!("{} (in {key})", f.message);
+                self.fact(f, loc);
+            }
+        }
+    }
+
+    /// Text by content: a JSON document (Hugging Face configs: remote code, chat templates, Hydra
+    /// targets), Python source (what `trust_remote_code` runs), or other text (YAML Python tags,
+    /// Hydra targets, Jinja templates).
+    fn text(&mut self, r: &mut dyn Read, loc: &Location) -> String {
+        let mut data = Vec::new();
+        if let Err(e) = r.take(MAX_TEXT as u64 + 1).read_to_end(&mut data) {
+            self.unreadable(loc, e);
+            return "text".into();
+        }
+        if data.len() > MAX_TEXT {
+            data.truncate(MAX_TEXT);
+            self.fact(
+                Fact::new(
+                    "MWD002",
+                    format!("only the first {} MiB of this text were checked", MAX_TEXT >> 20),
+                ),
+                loc,
+            );
+        }
+        let text = String::from_utf8_lossy(&data);
+        let trimmed = text.trim_start();
+        let jinja_start = ["{%", "{{", "{#"].iter().any(|t| trimmed.starts_with(t));
+        let (kind, report) = if (trimmed.starts_with('{') || trimmed.starts_with('[')) && !jinja_start {
+            ("json", hf::check_json(&text))
+        } else if looks_like_python(&text) {
+            (
+                "python",
+                hf::HfReport {
+                    facts: hf::check_python_source(&text),
+                    targets: Vec::new(),
+                },
+            )
+        } else {
+            let mut report = hf::check_yaml_text(&text);
+            let templated = text.contains("{%") || (text.contains("{{") && text.contains("}}"));
+            if templated {
+                report.facts.extend(template::analyse(&text));
+            }
+            (if templated { "jinja" } else { "text" }, report)
+        };
+        for f in report.facts {
+            self.fact(f, loc);
+        }
+        for (target, offset) in report.targets {
+            self.config_target(&target, offset, loc);
+        }
+        kind.into()
+    }
+
+    /// A Hydra `_target_` (or similar) that a config loader instantiates: judged like a pickle
+    /// global.
+    fn config_target(&mut self, target: &str, offset: u64, loc: &Location) {
+        let name = target.replace(':', ".");
+        let (module, attr) = name.rsplit_once('.').unwrap_or((name.as_str(), ""));
+        let fact = match self.policy.globals().judge_path(module, attr).0 {
+            modelward_policy::Judgement::Dangerous(e) => Some(
+                Fact::new("CFG101", format!("the config instantiates {target}"))
+                    .why(e.reason.clone())
+                    .evidence(format!("_target_: {target}")),
+            ),
+            modelward_policy::Judgement::Unknown { .. } => Some(
+                Fact::new(
+                    "CFG102",
+                    format!("the config instantiates {target}, which is on no reviewed list"),
+                )
+                .evidence(format!("_target_: {target}")),
+            ),
+            modelward_policy::Judgement::Safe(_) => None,
+        };
+        if let Some(f) = fact {
+            self.fact(f.at(offset), loc);
         }
     }
 

@@ -28,6 +28,17 @@ fn every_fixture_gets_its_verdict_and_names() {
             .iter()
             .map(|f| format!("{} {} ", f.message, f.evidence.clone().unwrap_or_default()))
             .collect();
+        for rule in e
+            .get("must_rule")
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let rule = rule.as_str().expect("rule");
+            if !report.findings.iter().any(|f| f.rule == rule) {
+                wrong.push(format!("{rel}: rule {rule} not reported"));
+            }
+        }
         for name in e["must_find"].as_array().expect("must_find") {
             let name = name.as_str().expect("name");
             if !text.contains(name) {

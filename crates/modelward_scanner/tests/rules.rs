@@ -404,6 +404,21 @@ fn cases() -> Vec<Case> {
                 .finish(),
             fixture("joblib/arrays_uncompressed.joblib"),
         ),
+        case(
+            "CFG101",
+            b"model:\n  _target_: os.system\n  command: id\n".to_vec(),
+            b"model:\n  _target_: collections.OrderedDict\n".to_vec(),
+        ),
+        case(
+            "CFG102",
+            b"model:\n  _target_: mylib.models.Net\n".to_vec(),
+            b"model:\n  _target_: collections.OrderedDict\n".to_vec(),
+        ),
+        case(
+            "CFG101",
+            br#"{"encoder": {"_target_": "builtins.eval", "source": "1"}}"#.to_vec(),
+            br#"{"encoder": {"_target_": "collections.OrderedDict"}}"#.to_vec(),
+        ),
         Case {
             rule: "MWD002",
             hit: zip(&[Member::stored("a.pkl", &benign())]),

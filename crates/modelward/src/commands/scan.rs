@@ -66,10 +66,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             "no path given, and the demo folder {} is not there",
             demo.display()
         );
-        eprintln!(
-            "No path given: scanning the demo files in {}",
-            demo.canonicalize().unwrap_or(demo.clone()).display()
-        );
+        let demo = demo.canonicalize().unwrap_or(demo);
+        eprintln!("No path given: scanning the demo files in {}", demo.display());
         vec![demo]
     } else {
         args.paths.clone()
