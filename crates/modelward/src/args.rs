@@ -77,8 +77,14 @@ impl FailOn {
 /// `modelward scan`.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// Files and directories. Formats are recognised by content, never by name.
+    /// Files and directories, Hugging Face repositories (`hf://owner/name[@rev]`,
+    /// `hf://datasets/…`, `hf://spaces/…`, `https://huggingface.co/owner/name`) and `https://` file
+    /// URLs. Formats are recognised by content, never by name.
     pub paths: Vec<PathBuf>,
+    /// Also scan the local Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME/hub` or
+    /// `~/.cache/huggingface/hub`), reporting files under their repository names.
+    #[arg(long)]
+    pub hf_cache: bool,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,

@@ -187,3 +187,93 @@ fn select_and_ignore_flags_override_the_configuration() {
         Some(2)
     );
 }
+
+#[test]
+fn files_in_the_hugging_face_cache_are_reported_under_their_repository_names() {
+    let cache = std::env::temp_dir().join(format!("modelward-hfc-{}", std::process::id()));
+    let repo_dir = cache.join("models--acme--net");
+    std::fs::create_dir_all(repo_dir.join("blobs")).expect("mkdir");
+    std::fs::create_dir_all(repo_dir.join("snapshots/abc123")).expect("mkdir");
+    std::fs::create_dir_all(repo_dir.join("refs")).expect("mkdir");
+    std::fs::copy(repo().join("demo/model.bin"), repo_dir.join("blobs/deadbeef")).expect("copy");
+    std::os::unix::fs::symlink(
+        "../../blobs/deadbeef",
+        repo_dir.join("snapshots/abc123/pytorch_model.bin"),
+    )
+    .expect("link");
+    std::fs::write(repo_dir.join("refs/main"), "abc123").expect("ref");
+    let o = Command::new(env!("CARGO_BIN_EXE_modelward"))
+        .args(["scan", "--hf-cache", "--format", "json"])
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .expect("run");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(doc["files"][0]["path"], "hf://acme/net@main/pytorch_model.bin");
+    assert_eq!(doc["files"][0]["verdict"], "malicious");
+    std::fs::remove_dir_all(&cache).ok();
+}
+
+/// A one-file HTTP server on 127.0.0.1 with real `Range` semantics; returns its URL and a count
+/// of bytes it sent.
+fn serve_once(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/models/model.bin", listener.local_addr().expect("addr"));
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(32) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut range = None;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    let (a, b) = v.trim().split_once('-').unwrap_or(("0", ""));
+                    let len = body.len() as u64;
+                    let (start, end) = match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
+                        (Some(a), Some(b)) => (a, b.min(len - 1)),
+                        (Some(a), None) => (a, len - 1),
+                        (None, Some(n)) => (len.saturating_sub(n), len - 1),
+                        _ => (0, len - 1),
+                    };
+                    range = Some((start, end));
+                }
+                line.clear();
+            }
+            let (status, start, end) = match range {
+                Some((s, e)) => ("206 Partial Content", s, e),
+                None => ("200 OK", 0, body.len() as u64 - 1),
+            };
+            let part = &body[start as usize..=end as usize];
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
+                part.len(),
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(part);
+            counter.fetch_add(part.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    (url, sent)
+}
+
+#[test]
+fn a_url_is_scanned_over_range_requests_and_the_transfer_is_reported() {
+    // The malicious demo checkpoint, served with real range semantics.
+    let data = std::fs::read(repo().join("demo/malicious_checkpoint.pt")).expect("demo");
+    let (url, sent) = serve_once(data.clone());
+    let o = modelward(&["scan", "--format", "json", &url]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(doc["files"][0]["verdict"], "malicious", "{doc}");
+    assert!(
+        doc["summary"]["requests"].as_u64().is_some_and(|n| n >= 1),
+        "{doc}"
+    );
+    assert!(sent.load(std::sync::atomic::Ordering::Relaxed) <= data.len() as u64 * 2);
+}

@@ -351,6 +351,16 @@ pub struct Summary {
     pub bytes_total: u64,
     /// Wall time of the scan in milliseconds.
     pub elapsed_ms: u64,
+    /// Bytes transferred over the network for remote sources (absent when nothing was remote).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_transferred: u64,
+    /// HTTP requests made for remote sources (absent when nothing was remote).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The whole report: the JSON document of `--format json`.

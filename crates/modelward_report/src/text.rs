@@ -125,5 +125,14 @@ pub fn write_summary(report: &ScanReport, out: &mut dyn Write, opts: TextOptions
         human_bytes(s.bytes_read),
         human_bytes(s.bytes_total),
         s.elapsed_ms
-    )
+    )?;
+    if s.requests > 0 {
+        writeln!(
+            out,
+            "Remote: {} transferred in {} HTTP request(s)",
+            human_bytes(s.bytes_transferred),
+            s.requests
+        )?;
+    }
+    Ok(())
 }

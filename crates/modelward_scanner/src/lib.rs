@@ -186,34 +186,42 @@ impl Scanner {
     pub fn scan_paths(&self, paths: &[PathBuf], progress: impl Fn(&FileReport) + Sync) -> ScanReport {
         let start = Instant::now();
         let (targets, errors) = walk::expand(paths);
-        let mut files: Vec<FileReport> = targets
-            .par_iter()
-            .map(|t| {
-                let r = self.scan_file(t);
-                progress(&r);
-                r
-            })
-            .collect();
-        for (path, err) in errors {
-            let mut r = FileReport {
-                path,
-                format: "unknown".into(),
-                verdict: Verdict::Error,
-                severity: None,
-                findings: Vec::new(),
-                size: 0,
-                bytes_read: 0,
-                error: Some(err),
-            };
-            r.finish(false);
-            files.push(r);
-        }
+        let mut files = self.scan_targets(&targets, progress);
+        files.extend(errors.into_iter().map(|(path, err)| error_report(path, err)));
         ScanReport::new(
             env!("CARGO_PKG_VERSION"),
             files,
             start.elapsed().as_millis() as u64,
         )
     }
+
+    /// Scans files already listed (see [`walk::expand`]) in parallel.
+    pub fn scan_targets(&self, targets: &[Target], progress: impl Fn(&FileReport) + Sync) -> Vec<FileReport> {
+        targets
+            .par_iter()
+            .map(|t| {
+                let r = self.scan_file(t);
+                progress(&r);
+                r
+            })
+            .collect()
+    }
+}
+
+/// The report for a path that could not be scanned at all.
+pub fn error_report(path: String, error: String) -> FileReport {
+    let mut r = FileReport {
+        path,
+        format: "unknown".into(),
+        verdict: Verdict::Error,
+        severity: None,
+        findings: Vec::new(),
+        size: 0,
+        bytes_read: 0,
+        error: Some(error),
+    };
+    r.finish(false);
+    r
 }
 
 /// Runs a scan step, turning a panic into an error message: one bad file must never abort a

@@ -2,8 +2,9 @@
 
 use crate::args::{OutputFormat, ScanArgs};
 use anyhow::{Context, Result};
-use modelward_diagnostics::{Severity, Verdict};
+use modelward_diagnostics::{FileReport, ScanReport, Severity, Verdict};
 use modelward_policy::{Config, Policy};
+use modelward_remote::{RemoteOptions, RemoteTarget};
 use modelward_report::text::TextOptions;
 use modelward_scanner::{ScanLimits, Scanner};
 use std::io::{IsTerminal, Write};
@@ -24,10 +25,9 @@ fn load_config(args: &ScanArgs, paths: &[PathBuf]) -> Result<Option<Config>> {
             format!("{} has no [tool.modelward] table", p.display())
         })?));
     }
-    match paths.first() {
-        Some(p) => Ok(Config::discover(p)?),
-        None => Ok(None),
-    }
+    // Searched upwards from the first local path, or the current folder.
+    let start = paths.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+    Ok(Config::discover(&start)?)
 }
 
 fn limits_from(cfg: Option<&Config>) -> ScanLimits {
@@ -59,7 +59,19 @@ fn limits_from(cfg: Option<&Config>) -> ScanLimits {
 /// Runs a scan and returns the exit code: 0 nothing reached the threshold, 1 something did, 2
 /// the tool could not do its job (unreadable path).
 pub fn run(args: ScanArgs) -> Result<ExitCode> {
-    let paths = if args.paths.is_empty() {
+    // Remote sources are told apart from local paths by their scheme.
+    let (remote, local): (Vec<String>, Vec<PathBuf>) = {
+        let mut remote = Vec::new();
+        let mut local = Vec::new();
+        for p in &args.paths {
+            match p.to_str() {
+                Some(s) if RemoteTarget::is_remote(s) => remote.push(s.to_owned()),
+                _ => local.push(p.clone()),
+            }
+        }
+        (remote, local)
+    };
+    let paths = if args.paths.is_empty() && !args.hf_cache {
         let demo = demo_dir();
         anyhow::ensure!(
             demo.is_dir(),
@@ -70,7 +82,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         eprintln!("No path given: scanning the demo files in {}", demo.display());
         vec![demo]
     } else {
-        args.paths.clone()
+        local
     };
     let mut config = load_config(&args, &paths)?;
     // Command-line selection overrides the file's.
@@ -106,12 +118,61 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         b.enable_steady_tick(std::time::Duration::from_millis(120));
         b
     });
-    let mut report = scanner.scan_paths(&paths, |f| {
+    let progress = |f: &FileReport| {
         if let Some(b) = &bar {
             b.inc(1);
             b.set_message(f.path.clone());
         }
-    });
+    };
+    let started = std::time::Instant::now();
+    let (mut targets, errors) = modelward_scanner::walk::expand(&paths);
+    // Files inside the Hugging Face cache are reported under the names people know.
+    for t in &mut targets {
+        if let Some(name) = modelward_remote::cache_display_name(&t.path) {
+            t.display = name;
+        }
+    }
+    if args.hf_cache {
+        let cached = modelward_remote::resolve_hf_cache(None);
+        if cached.is_empty() {
+            eprintln!(
+                "note: no Hugging Face cache found (HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)"
+            );
+        }
+        targets.extend(cached.into_iter().map(|c| modelward_scanner::Target {
+            path: c.blob,
+            display: c.display,
+        }));
+    }
+    let mut files = scanner.scan_targets(&targets, progress);
+    files.extend(
+        errors
+            .into_iter()
+            .map(|(p, e)| modelward_scanner::error_report(p, e)),
+    );
+    let (mut transferred, mut requests) = (0, 0);
+    if !remote.is_empty() {
+        let opts = RemoteOptions::from_env();
+        for source in &remote {
+            let scanned = RemoteTarget::parse(source)
+                .and_then(|t| modelward_remote::scan_remote_with(&scanner, &t, &opts, &progress));
+            match scanned {
+                Ok(r) => {
+                    transferred += r.transferred;
+                    requests += r.requests;
+                    files.extend(r.files);
+                }
+                Err(e) => files.push(modelward_scanner::error_report(source.clone(), e.to_string())),
+            }
+        }
+    }
+    let mut report = ScanReport::new(
+        env!("CARGO_PKG_VERSION"),
+        files,
+        started.elapsed().as_millis() as u64,
+    );
+    report.summary.bytes_transferred = transferred;
+    report.summary.requests = requests;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
