@@ -11,6 +11,7 @@ use modelward_formats::zip::{self, CrcReader, ZipLimits};
 use modelward_formats::{
     Format, SNIFF_LEN, archive, compress, gguf, hf, npy, safetensors, sniff_len, template,
 };
+use modelward_graphs::{keras, onnx, tensorflow};
 use modelward_pickle::machine::Event;
 use modelward_pickle::stream::MAX_PICKLES_PER_STREAM;
 use modelward_pickle::{
@@ -36,6 +37,9 @@ pub(crate) struct Hint {
     /// The content is already in memory (no need to slurp it).
     in_memory: bool,
 }
+
+/// Largest protobuf model (ONNX, SavedModel) decoded; protobuf has no random access.
+const MAX_PROTOBUF: u64 = 256 << 20;
 
 /// Largest text document analysed.
 const MAX_TEXT: usize = 64 << 20;
@@ -260,6 +264,9 @@ impl<'a> Engine<'a> {
             Format::Npy => self.npy_seekable(r, len, &head, loc, depth, hint),
             Format::SevenZip => self.sevenz(r, loc, depth),
             Format::Unknown => {
+                if let Some(name) = self.graph(r, len, &head, loc) {
+                    return name;
+                }
                 // A zip with something before it (self-extractor) is still a zip to zip readers.
                 if zip::has_end_record(r, len).unwrap_or(false) {
                     self.zip(r, len, loc, depth)
@@ -502,6 +509,22 @@ impl<'a> Engine<'a> {
             );
         }
         let layout = TorchLayout::of(&listing.entries);
+        let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+        if keras::looks_like_keras_zip(&names) {
+            if let Some(cfg) = listing.entries.iter().find(|e| e.name == "config.json") {
+                let mut text = Vec::new();
+                let read = zip::raw_member(r, cfg, len)
+                    .and_then(|raw| compress::zip_method(cfg.method, raw))
+                    .map(|dec| dec.and_then(|mut d| d.by_ref().take(MAX_TEXT as u64).read_to_end(&mut text)));
+                match read {
+                    Some(Ok(_)) => {
+                        self.keras_config(&String::from_utf8_lossy(&text), &loc.member("config.json"), depth)
+                    }
+                    Some(Err(e)) => self.unreadable(&loc.member("config.json"), e),
+                    None => self.unreadable(&loc.member("config.json"), "unsupported compression"),
+                }
+            }
+        }
         let mut code_files = Vec::new();
         let mut member_formats = Vec::new();
         for e in &listing.entries {
@@ -633,7 +656,15 @@ impl<'a> Engine<'a> {
                 loc,
             );
         }
-        if layout.torchscript {
+        if keras::looks_like_keras_zip(
+            &listing
+                .entries
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>(),
+        ) {
+            "keras".into()
+        } else if layout.torchscript {
             "torchscript".into()
         } else if layout.is_torch() {
             "pytorch-zip".into()
@@ -795,6 +826,72 @@ impl<'a> Engine<'a> {
             }
             Ok(_) => {}
             Err(f) => self.fact(f, loc),
+        }
+    }
+
+    /// Model-graph formats recognised by content: HDF5 (Keras `.h5`), ONNX, TensorFlow
+    /// SavedModel and `keras_metadata.pb` protobufs.
+    fn graph(&mut self, r: &mut dyn ReadSeek, len: u64, head: &[u8], loc: &Location) -> Option<String> {
+        if keras::looks_like_hdf5(head) {
+            for f in keras::check_h5(r, len) {
+                self.fact(f, loc);
+            }
+            return Some("hdf5".into());
+        }
+        // A SavedModel is the more specific shape (ONNX's check accepts most protobufs).
+        let saved = tensorflow::looks_like_saved_model(head);
+        let onnx = !saved && onnx::looks_like_onnx(head, len);
+        let keras_meta = !onnx && !saved && head.windows(12).any(|w| w == b"\"class_name\"");
+        if !(onnx || saved || keras_meta) {
+            return None;
+        }
+        if len > MAX_PROTOBUF {
+            self.fact(
+                Fact::new(
+                    "MWD002",
+                    format!(
+                        "a {len}-byte protobuf model is over the {} MiB decode budget; it was not decoded",
+                        MAX_PROTOBUF >> 20
+                    ),
+                ),
+                loc,
+            );
+            return Some(if onnx { "onnx" } else { "protobuf" }.into());
+        }
+        let mut data = Vec::with_capacity(len as usize);
+        if let Err(e) = r
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| r.take(len).read_to_end(&mut data))
+        {
+            self.unreadable(loc, e);
+            return Some("unknown".into());
+        }
+        let (name, facts) = if onnx {
+            ("onnx", onnx::check_model(&data, true))
+        } else if saved {
+            ("tensorflow-savedmodel", tensorflow::check_saved_model(&data))
+        } else {
+            ("keras-metadata", tensorflow::check_keras_metadata(&data))
+        };
+        if keras_meta && facts.is_empty() {
+            return None;
+        }
+        for f in facts {
+            self.fact(f, loc);
+        }
+        Some(name.into())
+    }
+
+    /// A Keras v3 archive's `config.json`: the whole config walked for Lambdas, foreign modules
+    /// and gadget layers; `TorchModuleWrapper` payloads go to the pickle engine.
+    fn keras_config(&mut self, text: &str, loc: &Location, depth: u32) {
+        for f in keras::check_config(text) {
+            self.fact(f, loc);
+        }
+        for (i, payload) in keras::torch_module_payloads(text).into_iter().enumerate() {
+            let ploc = loc.member(format!("TorchModuleWrapper payload {}", i + 1));
+            let n = payload.len() as u64;
+            self.seekable(&mut Cursor::new(payload), n, &ploc, depth + 1, Hint::default());
         }
     }
 
