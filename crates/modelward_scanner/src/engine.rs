@@ -510,19 +510,19 @@ impl<'a> Engine<'a> {
         }
         let layout = TorchLayout::of(&listing.entries);
         let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
-        if keras::looks_like_keras_zip(&names) {
-            if let Some(cfg) = listing.entries.iter().find(|e| e.name == "config.json") {
-                let mut text = Vec::new();
-                let read = zip::raw_member(r, cfg, len)
-                    .and_then(|raw| compress::zip_method(cfg.method, raw))
-                    .map(|dec| dec.and_then(|mut d| d.by_ref().take(MAX_TEXT as u64).read_to_end(&mut text)));
-                match read {
-                    Some(Ok(_)) => {
-                        self.keras_config(&String::from_utf8_lossy(&text), &loc.member("config.json"), depth)
-                    }
-                    Some(Err(e)) => self.unreadable(&loc.member("config.json"), e),
-                    None => self.unreadable(&loc.member("config.json"), "unsupported compression"),
+        if keras::looks_like_keras_zip(&names)
+            && let Some(cfg) = listing.entries.iter().find(|e| e.name == "config.json")
+        {
+            let mut text = Vec::new();
+            let read = zip::raw_member(r, cfg, len)
+                .and_then(|raw| compress::zip_method(cfg.method, raw))
+                .map(|dec| dec.and_then(|mut d| d.by_ref().take(MAX_TEXT as u64).read_to_end(&mut text)));
+            match read {
+                Some(Ok(_)) => {
+                    self.keras_config(&String::from_utf8_lossy(&text), &loc.member("config.json"), depth)
                 }
+                Some(Err(e)) => self.unreadable(&loc.member("config.json"), e),
+                None => self.unreadable(&loc.member("config.json"), "unsupported compression"),
             }
         }
         let mut code_files = Vec::new();
