@@ -21,6 +21,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Show what loading a pickle would do: disassembly and pseudo-Python (FILE or FILE!member).
     Explain(ExplainArgs),
+    /// Convert a PyTorch checkpoint (zip or legacy) or numpy .npy/.npz to safetensors without
+    /// running Python; refused when its pickle does more than build tensors.
+    Convert(crate::commands::convert_cmd::ConvertArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Scan(a) => commands::scan::run(a),
         args::Command::Explain(a) => commands::explain::run(&a),
+        args::Command::Convert(a) => commands::convert_cmd::run(&a),
         args::Command::Rules => commands::rules::list(),
         args::Command::Rule { code } => commands::rules::show(&code),
     };

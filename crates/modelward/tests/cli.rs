@@ -277,3 +277,36 @@ fn a_url_is_scanned_over_range_requests_and_the_transfer_is_reported() {
     );
     assert!(sent.load(std::sync::atomic::Ordering::Relaxed) <= data.len() as u64 * 2);
 }
+
+#[test]
+fn convert_writes_safetensors_for_tensors_and_refuses_payloads() {
+    let out = std::env::temp_dir().join(format!("modelward-convert-{}.safetensors", std::process::id()));
+    let o = modelward(&[
+        "convert",
+        "tests/fixtures/torch/state_dict_zip.pt",
+        "-o",
+        out.to_str().expect("utf8"),
+        "--verify",
+        "--force",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let header = modelward_convert::read_header(&out).expect("a valid safetensors header");
+    assert_eq!(header.tensors.len(), 3);
+    std::fs::remove_file(&out).ok();
+    let refused = std::env::temp_dir().join(format!("modelward-refused-{}.safetensors", std::process::id()));
+    let o = modelward(&[
+        "convert",
+        "demo/malicious_checkpoint.pt",
+        "-o",
+        refused.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("PKL102") || String::from_utf8_lossy(&o.stderr).contains("PKL102"));
+    assert!(!refused.exists(), "nothing may be written for a refused input");
+}
