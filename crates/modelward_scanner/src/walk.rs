@@ -12,6 +12,15 @@ pub struct Target {
     pub display: String,
 }
 
+/// How a path is shown: as given, without a leading `./`.
+fn display(p: &Path) -> String {
+    let s = p.display().to_string();
+    match s.strip_prefix("./") {
+        Some(rest) if !rest.is_empty() => rest.to_owned(),
+        _ => s,
+    }
+}
+
 /// Expands files and directories into files, sorted, each once. Unreadable paths are returned
 /// as errors beside the targets.
 pub fn expand(paths: &[PathBuf]) -> (Vec<Target>, Vec<(String, String)>) {
@@ -21,7 +30,7 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Target>, Vec<(String, String)>) {
         match std::fs::metadata(p) {
             Ok(m) if m.is_file() => targets.push(Target {
                 path: p.clone(),
-                display: p.display().to_string(),
+                display: display(p),
             }),
             Ok(m) if m.is_dir() => walk_dir(p, &mut targets, &mut errors),
             Ok(_) => errors.push((p.display().to_string(), "not a regular file or directory".into())),
@@ -53,7 +62,7 @@ fn walk_dir(root: &Path, targets: &mut Vec<Target>, errors: &mut Vec<(String, St
                 if is_file {
                     targets.push(Target {
                         path: path.to_path_buf(),
-                        display: path.display().to_string(),
+                        display: display(path),
                     });
                 }
             }
