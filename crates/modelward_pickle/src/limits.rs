@@ -22,6 +22,9 @@ pub struct Limits {
     pub max_string_bytes: usize,
     /// Nested pickles (inside bytes constants, joblib object arrays) scanned below this one.
     pub max_nested_depth: u32,
+    /// Approximate memory the machine may hold for one pickle (values, events, memo, strings):
+    /// keeps peak memory bounded whatever mix of objects a pickle builds.
+    pub max_memory: usize,
 }
 
 impl Default for Limits {
@@ -34,8 +37,9 @@ impl Default for Limits {
             max_nodes: 1_000_000,
             max_container_items: 4096,
             max_inline: 1 << 20,
-            max_string_bytes: 64 << 20,
+            max_string_bytes: 16 << 20,
             max_nested_depth: 4,
+            max_memory: 48 << 20,
         }
     }
 }
@@ -53,6 +57,8 @@ pub enum LimitKind {
     Memo,
     /// [`Limits::max_nodes`].
     Nodes,
+    /// [`Limits::max_memory`].
+    Memory,
 }
 
 impl LimitKind {
@@ -64,6 +70,7 @@ impl LimitKind {
             LimitKind::Marks => "MARK nesting",
             LimitKind::Memo => "memo size",
             LimitKind::Nodes => "value count",
+            LimitKind::Memory => "memory",
         }
     }
 }

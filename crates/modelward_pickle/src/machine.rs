@@ -217,6 +217,10 @@ impl<'l> Machine<'l> {
         if self.arena.len() >= self.limits.max_nodes {
             return self.halt(LimitKind::Nodes, ins.offset);
         }
+        // Checked every 4096 instructions: an estimate of what the machine holds.
+        if self.ops.is_multiple_of(4096) && self.approx_memory() > self.limits.max_memory {
+            return self.halt(LimitKind::Memory, ins.offset);
+        }
         let off = ins.offset;
         let op = ins.op;
         match op {
@@ -563,6 +567,16 @@ impl<'l> Machine<'l> {
         Flow::Continue
     }
 
+    /// What the values, events, memo and strings take, roughly (container items and boxed
+    /// calls are counted at a flat rate per value).
+    pub fn approx_memory(&self) -> usize {
+        self.arena.len() * (std::mem::size_of::<Node>() + 48)
+            + self.events.capacity() * std::mem::size_of::<Event>()
+            + self.memo.capacity() * (std::mem::size_of::<(i64, Value)>() + 8)
+            + self.stack.capacity() * std::mem::size_of::<Value>()
+            + self.string_bytes
+    }
+
     fn halt(&mut self, kind: LimitKind, offset: u64) -> Flow {
         self.anomaly(Anomaly::Limit(kind), offset);
         Flow::Halt(kind)
@@ -702,14 +716,14 @@ impl<'l> Machine<'l> {
         if kind == CallKind::Reduce {
             self.note_extension(callee, args);
         }
-        let id = self.arena.push(Node::Call(Call {
+        let id = self.arena.push(Node::Call(Box::new(Call {
             callee,
             args,
             kwargs,
             kind,
             offset: off,
             folded,
-        }));
+        })));
         self.events.push(Event::Call {
             call: id,
             offset: off,
@@ -777,14 +791,14 @@ impl<'l> Machine<'l> {
             });
         } else if let Some(f) = target_id(target).and_then(|id| self.injected.get(&id).copied()) {
             let args = self.tuple(vec![state]);
-            let id = self.arena.push(Node::Call(Call {
+            let id = self.arena.push(Node::Call(Box::new(Call {
                 callee: f,
                 args,
                 kwargs: None,
                 kind: CallKind::InjectedSetState,
                 offset: off,
                 folded: None,
-            }));
+            })));
             self.events.push(Event::Call {
                 call: id,
                 offset: off,

@@ -166,7 +166,8 @@ pub enum Node {
         frozen: bool,
     },
     /// The result of a call.
-    Call(Call),
+    /// (Boxed: calls are rarer than strings, and this keeps every node small.)
+    Call(Box<Call>),
     /// A protocol 2 extension code (`EXT1/2/4`).
     Ext {
         /// The code.
@@ -229,7 +230,7 @@ impl Arena {
                 kind: BytesKind::Str8,
                 ..
             } => Some(latin1(data)),
-            Node::Call(Call { folded: Some(s), .. }) => Some(std::borrow::Cow::Borrowed(s)),
+            Node::Call(c) => c.folded.as_deref().map(std::borrow::Cow::Borrowed),
             _ => None,
         }
     }
