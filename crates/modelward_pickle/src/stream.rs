@@ -147,21 +147,20 @@ impl<S: Source> Reader<S> {
             self.base += self.pos as u64;
             self.pos = 0;
         }
-        while self.buf.len() < n && !self.eof {
-            let old = self.buf.len();
-            let want = CHUNK.max(n - old);
-            self.buf.resize(old + want, 0);
+        // Fill past what is needed so that sources returning a few bytes per read (decompressors)
+        // refill rarely; read through a reused scratch buffer, never zero-filling per call.
+        let target = n.saturating_add(CHUNK);
+        let mut scratch = [0u8; 64 * 1024];
+        while self.buf.len() < target && !self.eof {
+            let want = scratch.len().min(target - self.buf.len());
             let got = loop {
-                match self.src.read(&mut self.buf[old..]) {
+                match self.src.read(&mut scratch[..want]) {
                     Ok(g) => break g,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.buf.truncate(old);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            self.buf.truncate(old + got);
+            self.buf.extend_from_slice(&scratch[..got]);
             self.bytes_read += got as u64;
             if got == 0 {
                 self.eof = true;
