@@ -40,7 +40,7 @@ pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// Facts of one rule reported per file before the rest are summarised in one more fact.
 pub const MAX_REPORTED: usize = 16;
 /// Buffer of the reader.
-const BUF: usize = 16 * 1024;
+const BUF: usize = 64 * 1024;
 /// Bytes of a tensor name kept for reports.
 const NAME_SHOWN: u64 = 256;
 
@@ -514,7 +514,26 @@ impl Parser<'_> {
                     ));
                 }
                 match elem {
-                    T_STRING | T_ARRAY => {
+                    T_STRING => {
+                        // Vocabularies are arrays of 100k+ short strings: walk the buffered
+                        // bytes in bulk, and take the checked path for one string whenever the
+                        // bulk walk stops (a string across the buffer's end, or a bad length
+                        // that the checked path reports).
+                        let mut left = count;
+                        while left > 0 {
+                            left -= self
+                                .input
+                                .skip_buffered_strings(left)
+                                .map_err(|e| self.fail(e, what))?;
+                            if left > 0 {
+                                let el_at = self.input.pos;
+                                self.value(T_STRING, depth + 1, what, el_at)?;
+                                left -= 1;
+                            }
+                        }
+                        Ok(())
+                    }
+                    T_ARRAY => {
                         for _ in 0..count {
                             let el_at = self.input.pos;
                             self.value(elem, depth + 1, what, el_at)?;
@@ -872,6 +891,38 @@ impl In<'_> {
         Ok(v)
     }
 
+    /// Skips up to `max` length-prefixed strings lying wholly in the reader's buffer, with the
+    /// same length check as [`Parser::string_len`]; stops early (possibly at 0) at a string that
+    /// crosses the buffer's end or whose length is impossible, for the caller's checked path.
+    fn skip_buffered_strings(&mut self, max: u64) -> Result<u64, InErr> {
+        self.budget()?;
+        let lw = self.len_width() as usize;
+        let (be, remaining) = (self.be, self.remaining());
+        let buf = self.r.fill_buf().map_err(InErr::Io)?;
+        let (mut off, mut done) = (0usize, 0u64);
+        while done < max {
+            let Some(len) = buf.get(off..off + lw) else { break };
+            let n = match (lw, be) {
+                (8, false) => u64::from_le_bytes(len.try_into().unwrap_or_default()),
+                (8, true) => u64::from_be_bytes(len.try_into().unwrap_or_default()),
+                (_, false) => u64::from(u32::from_le_bytes(len.try_into().unwrap_or_default())),
+                (_, true) => u64::from(u32::from_be_bytes(len.try_into().unwrap_or_default())),
+            };
+            let after_len = off + lw;
+            let Some(rest_of_file) = remaining.checked_sub(after_len as u64) else {
+                break;
+            };
+            if n > rest_of_file || n > (buf.len() - after_len) as u64 {
+                break;
+            }
+            off = after_len + n as usize;
+            done += 1;
+        }
+        self.r.consume(off);
+        self.pos += off as u64;
+        Ok(done)
+    }
+
     fn skip(&mut self, n: u64) -> Result<(), InErr> {
         if n > self.remaining() {
             return Err(InErr::Eof);
@@ -1070,6 +1121,66 @@ mod tests {
         assert!(r.big_endian);
         assert_eq!(r.facts, []);
         assert_eq!(r.chat_templates[0].1, TPL);
+    }
+
+    /// A vocabulary far larger than the reader's buffer, with strings of every length from 0 to
+    /// 300 bytes so that some cross each buffer boundary, in every length width and byte order.
+    #[test]
+    fn large_vocabularies_cross_buffer_boundaries() {
+        let words: Vec<String> = (0..40_000).map(|i| "w".repeat(i % 301)).collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        for (version, be) in [(1, false), (3, false), (3, true)] {
+            let mut g = if be { G::be(0, 2) } else { G::new(version, 0, 2) };
+            g.kv_tokens("tokenizer.ggml.tokens", &words);
+            let tpl_at = g.v.len();
+            g.kv_str("tokenizer.chat_template", TPL);
+            assert!(g.v.len() > 8 * BUF, "the vocabulary spans many buffers");
+            let r = run(&g.v);
+            assert_eq!(r.facts, [], "v{version} be={be}");
+            assert_eq!(
+                r.chat_templates.len(),
+                1,
+                "the key after the vocabulary was reached"
+            );
+            assert!(r.chat_templates[0].2 > tpl_at as u64);
+
+            // One impossible length deep inside: reported at its own offset, nothing after it.
+            let mut g = if be { G::be(0, 2) } else { G::new(version, 0, 2) };
+            g.kv_tokens("tokenizer.ggml.tokens", &words[..30_000]);
+            let bad_at = g.v.len();
+            let big = if version == 1 {
+                u64::from(u32::MAX)
+            } else {
+                u64::MAX >> 1
+            };
+            if version == 1 {
+                g.u32(big as u32)
+            } else {
+                g.u64(big)
+            };
+            g.data(100);
+            let v = {
+                // Patch the array count to claim the bad string and 9,999 more.
+                let mut v = g.v.clone();
+                let count_at = 4 + 4 + 2 * if version == 1 { 4 } else { 8 } + {
+                    let key = "tokenizer.ggml.tokens".len() + if version == 1 { 4 } else { 8 };
+                    key + 4 + 4
+                };
+                let count = 40_000u64;
+                if version == 1 {
+                    v[count_at..count_at + 4].copy_from_slice(&(count as u32).to_le_bytes());
+                } else if be {
+                    v[count_at..count_at + 8].copy_from_slice(&count.to_be_bytes());
+                } else {
+                    v[count_at..count_at + 8].copy_from_slice(&count.to_le_bytes());
+                }
+                v
+            };
+            let r = run(&v);
+            let facts: Vec<_> = r.facts.iter().map(|f| (f.rule, f.offset)).collect();
+            assert_eq!(facts, [("GGF102", Some(bad_at as u64))], "v{version} be={be}");
+            assert!(r.chat_templates.is_empty());
+        }
     }
 
     #[test]

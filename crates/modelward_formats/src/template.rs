@@ -168,18 +168,13 @@ pub fn analyse(template: &str) -> Vec<Fact> {
         ];
     }
     let source = blank_hf_tags(template);
-    let run = || analyse_source(&source);
-    let result = std::thread::scope(|s| {
-        match std::thread::Builder::new()
-            .name("modelward-template".into())
-            .stack_size(PARSE_STACK)
-            .spawn_scoped(s, run)
-        {
-            Ok(handle) => handle.join().ok(),
-            // No thread to be had: parse here (the token check bounds the depth anyway).
-            Err(_) => Some(analyse_source(&source)),
-        }
-    });
+    // `None`: the parser panicked, or no parser thread could be had and the one here did not
+    // return either.
+    let result = match parser_thread::run(source) {
+        Ok(result) => result,
+        // No thread to be had: parse here (the token check bounds the depth anyway).
+        Err(source) => Some(analyse_source(&source)),
+    };
     result.unwrap_or_else(|| {
         vec![
             Fact::new(
@@ -189,6 +184,63 @@ pub fn analyse(template: &str) -> Vec<Fact> {
             .at(0),
         ]
     })
+}
+
+/// minijinja's parser recurses, so templates are parsed on a thread with a [`PARSE_STACK`]
+/// stack. Spawning one per template cost more than the parse (a 64 MiB mapping made and torn
+/// down each time), so each calling thread keeps one long-lived parser thread and hands it work.
+mod parser_thread {
+    use super::{PARSE_STACK, analyse_source};
+    use modelward_diagnostics::Fact;
+    use std::cell::RefCell;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+
+    /// A template to analyse and where to send the facts (`None` if the parser panicked).
+    type Job = (String, SyncSender<Option<Vec<Fact>>>);
+
+    thread_local! {
+        /// This thread's parser; it exits when the sender is dropped with this thread.
+        static PARSER: RefCell<Option<Sender<Job>>> = const { RefCell::new(None) };
+    }
+
+    fn serve(jobs: Receiver<Job>) {
+        for (source, reply) in jobs {
+            let facts = catch_unwind(AssertUnwindSafe(|| analyse_source(&source))).ok();
+            let _ = reply.send(facts);
+        }
+    }
+
+    fn spawn() -> Option<Sender<Job>> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("modelward-template".into())
+            .stack_size(PARSE_STACK)
+            .spawn(move || serve(rx))
+            .ok()?;
+        Some(tx)
+    }
+
+    /// The facts for `source` from this thread's parser thread, or `source` back when no parser
+    /// thread can be started.
+    pub(super) fn run(source: String) -> Result<Option<Vec<Fact>>, String> {
+        PARSER.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.is_none() {
+                *slot = spawn();
+            }
+            let Some(parser) = slot.as_ref() else {
+                return Err(source);
+            };
+            let (reply, answer) = mpsc::sync_channel(1);
+            if let Err(mpsc::SendError((source, _))) = parser.send((source, reply)) {
+                // The thread is gone (it cannot be: panics are caught); start afresh next time.
+                *slot = None;
+                return Err(source);
+            }
+            Ok(answer.recv().ok().flatten())
+        })
+    }
 }
 
 /// Hugging Face's `{% generation %}` / `{% endgeneration %}` (an extension that marks assistant

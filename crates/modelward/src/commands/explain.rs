@@ -8,7 +8,7 @@ use modelward_diagnostics::Location;
 use modelward_formats::{Format, compress, npy, sniff, zip};
 use modelward_pickle::{Limits, NoInline, disasm, pseudocode, scan_stream};
 use modelward_policy::{Judgement, PickleContext, Policy};
-use std::io::{Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::process::ExitCode;
 
 /// Largest content explained.
@@ -68,7 +68,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     };
     let pickle = &data[start.min(data.len())..];
     let policy = Policy::builtin();
-    let mut out = std::io::stdout().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(
         out,
         "# Disassembly of {} (offsets relative to the pickle{})",
@@ -136,5 +136,6 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             "\n# {n} bytes after the last pickle (from byte {at}) are not a pickle"
         )?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
