@@ -31,8 +31,12 @@ fuzz_target!(|data: &[u8]| {
     let report = scanner().scan_bytes("fuzz", data);
     // A panic caught inside the engine is a bug all the same (the hook above normally aborts
     // before this point; this catches a build where it did not).
+    // (The message is checked, not a Debug rendering of every finding: formatting them took
+    // half of each execution.)
     for f in &report.findings {
-        let s = format!("{f:?}");
-        assert!(!s.contains("internal error while scanning"), "caught panic: {s}");
+        assert!(
+            !f.message.starts_with("internal error while scanning"),
+            "caught panic: {f:?}"
+        );
     }
 });

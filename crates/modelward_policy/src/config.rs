@@ -51,6 +51,8 @@ pub struct LimitsConfig {
     pub max_ratio: Option<u64>,
     /// Most pickle instructions per pickle.
     pub max_pickle_ops: Option<u64>,
+    /// Findings of one rule listed per file (the rest are counted in one more finding).
+    pub max_findings_per_rule: Option<usize>,
 }
 
 /// The configuration file's content.

@@ -18,6 +18,7 @@ use modelward_pickle::{
     End, Node, ReadSource, Reader, SeekSource, Source, Trace, Value, looks_like_pickle, run_one,
 };
 use modelward_policy::{PickleContext, Policy};
+use std::collections::HashMap;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -139,6 +140,42 @@ impl<'a> Engine<'a> {
             deadline: Instant::now() + limits.max_time,
             timed_out: false,
         }
+    }
+
+    /// The findings, at most [`ScanLimits::max_findings_per_rule`] per rule (the most severe
+    /// kept, in scan order otherwise); the rest of a rule become one finding that counts them,
+    /// with their highest severity, so the verdict is unchanged.
+    pub fn into_findings(self) -> Vec<Finding> {
+        let max = self.limits.max_findings_per_rule.max(1);
+        // Per rule, in order of first appearance.
+        let mut by_rule: Vec<Vec<Finding>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for f in self.findings {
+            let i = *index.entry(f.rule.clone()).or_insert_with(|| {
+                by_rule.push(Vec::new());
+                by_rule.len() - 1
+            });
+            by_rule[i].push(f);
+        }
+        let mut kept = Vec::new();
+        for mut group in by_rule {
+            if group.len() > max {
+                // Stable: scan order among equally severe findings.
+                group.sort_by_key(|f| std::cmp::Reverse(f.severity));
+                let rest = group.split_off(max);
+                let count = rest.len();
+                let mut summary = rest.into_iter().next().unwrap_or_else(|| group[0].clone());
+                summary.message = format!(
+                    "{count} more {} findings in this file are not listed (at most {max} per rule are)",
+                    summary.rule
+                );
+                summary.location = Location::file(summary.location.path.clone());
+                summary.evidence = None;
+                group.push(summary);
+            }
+            kept.extend(group);
+        }
+        kept
     }
 
     pub fn fact(&mut self, fact: Fact, loc: &Location) {

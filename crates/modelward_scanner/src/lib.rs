@@ -91,7 +91,7 @@ impl Scanner {
                 ),
                 &loc,
             );
-            report.findings = engine.findings;
+            report.findings = engine.into_findings();
             report.finish(true);
             return report;
         }
@@ -112,7 +112,7 @@ impl Scanner {
             }
         };
         report.bytes_read = count.load(Ordering::Relaxed);
-        report.findings = engine.findings;
+        report.findings = engine.into_findings();
         let known = !matches!(report.format.as_str(), "unknown");
         report.finish(known);
         report
@@ -149,7 +149,7 @@ impl Scanner {
             format,
             verdict: Verdict::Clean,
             severity: None,
-            findings: engine.findings,
+            findings: engine.into_findings(),
             size: len,
             bytes_read: count.load(Ordering::Relaxed),
             error: None,
@@ -171,7 +171,7 @@ impl Scanner {
             format: String::new(),
             verdict: Verdict::Clean,
             severity: None,
-            findings: engine.findings,
+            findings: engine.into_findings(),
             size: data.len() as u64,
             bytes_read: data.len() as u64,
             error: None,

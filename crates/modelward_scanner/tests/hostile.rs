@@ -136,3 +136,39 @@ proptest! {
         assert_sane(&r);
     }
 }
+
+/// A zip of 250 members, each a pickle calling `os.system`: the report lists 100 of that rule
+/// and one more finding counting the other 150, still critical; raising the limit lists all.
+#[test]
+fn findings_per_rule_are_capped_and_counted() {
+    let pickle = b"cos\nsystem\n(S'id'\ntR.".to_vec();
+    let names: Vec<String> = (0..250).map(|i| format!("m{i}.pkl")).collect();
+    let members: Vec<Member<'_>> = names.iter().map(|n| Member::stored(n, &pickle)).collect();
+    let data = zip(&members);
+
+    let all = common::scan_with(
+        modelward_scanner::ScanLimits {
+            max_findings_per_rule: 1000,
+            ..Default::default()
+        },
+        &data,
+    );
+    let rule = all.findings[0].rule.clone();
+    let of_rule = |r: &FileReport| r.findings.iter().filter(|f| f.rule == rule).count();
+    assert_eq!(of_rule(&all), 250, "{rule}");
+
+    let capped = scan(&data);
+    assert_sane(&capped);
+    assert_eq!(capped.verdict, all.verdict);
+    assert_eq!(capped.severity, all.severity);
+    assert_eq!(of_rule(&capped), 101);
+    let summary: Vec<_> = capped
+        .findings
+        .iter()
+        .filter(|f| f.message.starts_with("150 more "))
+        .collect();
+    assert_eq!(summary.len(), 1, "{:?}", capped.findings.last());
+    assert_eq!(summary[0].rule, rule);
+    assert_eq!(Some(summary[0].severity), all.severity);
+    assert!(summary[0].location.members.is_empty());
+}

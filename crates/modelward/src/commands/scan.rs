@@ -52,6 +52,9 @@ fn limits_from(cfg: Option<&Config>) -> ScanLimits {
         if let Some(v) = c.max_pickle_ops {
             l.pickle.max_ops = v;
         }
+        if let Some(v) = c.max_findings_per_rule {
+            l.max_findings_per_rule = v;
+        }
     }
     l
 }
