@@ -152,19 +152,22 @@ fn find_eocd<R: ReadSeek + ?Sized>(r: &mut R, len: u64) -> io::Result<Option<(u6
     let tail_len = len.min(22 + 65_535);
     let tail_start = len - tail_len;
     let tail = read_at(r, tail_start, tail_len as usize)?;
-    let mut i = tail.len().saturating_sub(22);
-    loop {
-        if tail.get(i..i + 4) == Some(EOCD_SIG) {
-            let comment = u16le(&tail, i + 20) as usize;
-            if i + 22 + comment <= tail.len() {
-                return Ok(Some((tail_start + i as u64, tail[i..i + 22].to_vec())));
-            }
-        }
-        if i == 0 {
-            return Ok(None);
-        }
-        i -= 1;
+    if tail.len() < 22 {
+        return Ok(None);
     }
+    // Last signature first (a vectorised search: every file that does not end in a plain end
+    // record goes through here). `end` bounds where a candidate may end: a record starting at
+    // `i` needs 22 bytes, and after a rejected `i` the next candidate starts before it.
+    let finder = memchr::memmem::FinderRev::new(EOCD_SIG);
+    let mut end = tail.len() - 22 + EOCD_SIG.len();
+    while let Some(i) = finder.rfind(&tail[..end]) {
+        let comment = u16le(&tail, i + 20) as usize;
+        if i + 22 + comment <= tail.len() {
+            return Ok(Some((tail_start + i as u64, tail[i..i + 22].to_vec())));
+        }
+        end = i + EOCD_SIG.len() - 1;
+    }
+    Ok(None)
 }
 
 /// Whether the content ends with a zip end record (for polyglot detection on content that
@@ -578,5 +581,63 @@ impl<R: Read> Read for CrcReader<R> {
         }
         self.crc.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// An end record for an empty archive with `comment` after it.
+    fn eocd(comment: &[u8]) -> Vec<u8> {
+        let mut v = EOCD_SIG.to_vec();
+        v.extend_from_slice(&[0; 16]);
+        v.extend_from_slice(&(comment.len() as u16).to_le_bytes());
+        v.extend_from_slice(comment);
+        v
+    }
+
+    fn found(data: &[u8]) -> Option<u64> {
+        find_eocd(&mut Cursor::new(data), data.len() as u64)
+            .expect("in memory")
+            .map(|(at, rec)| {
+                assert_eq!(rec.len(), 22);
+                at
+            })
+    }
+
+    #[test]
+    fn end_record_is_found_behind_comments_and_decoys() {
+        // Plain, at the very start, and after other data.
+        assert_eq!(found(&eocd(b"")), Some(0));
+        let mut v = vec![b'x'; 1000];
+        v.extend(eocd(b""));
+        assert_eq!(found(&v), Some(1000));
+        // Behind a comment.
+        let mut v = vec![b'x'; 100];
+        v.extend(eocd(b"a comment"));
+        assert_eq!(found(&v), Some(100));
+        // A signature inside the comment whose own comment length runs past the end is skipped
+        // for the real record before it.
+        let mut decoy = EOCD_SIG.to_vec();
+        decoy.extend_from_slice(&[0; 16]);
+        decoy.extend_from_slice(&500u16.to_le_bytes());
+        let mut v = vec![b'x'; 10];
+        v.extend(eocd(&decoy));
+        assert_eq!(found(&v), Some(10));
+        // A signature in the last 21 bytes cannot start a record.
+        let mut v = vec![b'x'; 100];
+        v.extend_from_slice(EOCD_SIG);
+        v.extend_from_slice(&[0; 10]);
+        assert_eq!(found(&v), None);
+        // Nothing, or too short to hold one.
+        assert_eq!(found(&[b'x'; 70_000]), None);
+        assert_eq!(found(&EOCD_SIG[..]), None);
+        assert_eq!(found(b""), None);
+        // Only the last 64 KiB + 22 bytes are searched (the longest comment).
+        let mut v = eocd(b"");
+        v.extend(vec![b'x'; 65_536]);
+        assert_eq!(found(&v), None);
     }
 }
