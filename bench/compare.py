@@ -357,9 +357,17 @@ def report(cells, inputs, args, mach, vers, started, busy_seen, partial=False):
                 rw = fmt_ratio(c["wall"] / mw["wall"])
                 rr = fmt_ratio(c["rss_kb"] / mw["rss_kb"])
             n = "1\\*" if c.get("warmup_only") else str(c["runs"])
+            if c.get("reused"):
+                n += " †"
             L.append("| (%s) | %s | %s | %s | %s | %s | %s | %s |" % (
                 label, tool, fmt_time(c["wall"]), fmt_mb(c["rss_kb"]), rw, rr, n, md(c["verdict"])))
     L.append("")
+    reused = sorted({c["measured"] for c in cells if c.get("reused")})
+    if reused:
+        L.append("† not measured again: taken from the earlier run of %s (`REUSE` in `bench/compare.sh`), "
+                 "made while other compilations were running; the ratio divides it by this run's "
+                 "modelward time." % ", ".join(reused))
+        L.append("")
     if any(c.get("warmup_only") for c in cells):
         L.append("\\* one run only: the warm-up run alone took longer than the per-cell budget "
                  "(`CELL_BUDGET`, %d s), so it is the sample." % args.cell_budget)
@@ -476,6 +484,9 @@ def main():
     ap.add_argument("--inputs", default="a,b,c,d")
     ap.add_argument("--out", help="Markdown file to write (also printed)")
     ap.add_argument("--json", help="raw results file")
+    ap.add_argument("--reuse", default="",
+                    help="input:tool cells (e.g. c:modelaudit,d:fickling) taken from the --json file of an "
+                         "earlier run instead of measured again; they are marked in the table")
     args = ap.parse_args()
 
     inputs_all = [
@@ -495,11 +506,17 @@ def main():
     scratch = tempfile.mkdtemp(prefix="modelward-compare-")
     cells, busy_seen = [], busy_compilers()
     mach, vers = machine(), versions(args)
+    earlier = earlier_cells(args, log)
     try:
         for label, desc, path, kind in inputs:
             log("(%s) %s" % (label, path))
             for tool in tools:
+                if (label, tool) in earlier:
+                    log("  %-10s %-2s reused from %s" % (tool, label, earlier[(label, tool)]["measured"]))
+                    cells.append(earlier[(label, tool)])
+                    continue
                 c = measure(tool, label, path, kind, args, scratch, log)
+                c["measured"] = started
                 if "na" in c:
                     log("  %-10s %-2s n/a: %s" % (tool, label, c["na"]))
                 busy_seen = max(busy_seen, c.get("busy", 0))
@@ -513,6 +530,29 @@ def main():
     doc = report(cells, inputs, args, mach, vers, started, busy_seen)
     print(doc)
     save(args, doc, cells)
+
+
+def earlier_cells(args, log):
+    """The cells named by --reuse, from the results file of an earlier run, marked as reused."""
+    wanted = {tuple(x.split(":", 1)) for x in args.reuse.split(",") if ":" in x}
+    if not wanted:
+        return {}
+    if not args.json or not os.path.exists(args.json):
+        sys.exit("error: --reuse needs the earlier results in --json (%s)" % args.json)
+    with open(args.json) as f:
+        old = json.load(f)
+    when = datetime.datetime.fromtimestamp(os.path.getmtime(args.json)).strftime("%Y-%m-%d %H:%M")
+    found = {}
+    for c in old:
+        key = (c["input"], c["tool"])
+        if key in wanted:
+            c = dict(c, reused=True)
+            c.setdefault("measured", when)
+            found[key] = c
+    missing = wanted - set(found)
+    if missing:
+        sys.exit("error: --reuse: no earlier result for %s" % ", ".join("%s:%s" % m for m in sorted(missing)))
+    return found
 
 
 def save(args, doc, cells):

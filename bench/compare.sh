@@ -21,6 +21,8 @@
 #   TIMEOUT=1800            seconds before one run is abandoned ("timed out" in the table)
 #   CELL_BUDGET=600         seconds of timed runs per tool x input; slower tools get fewer runs
 #   OUT=docs/benchmarks.md  where the Markdown goes ("-" for stdout only)
+#   REUSE=c:modelaudit,d:fickling   input:tool cells copied from the previous run's results
+#                           ($DATA/compare-results.json) instead of measured again; marked in the table
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -93,7 +95,7 @@ cp "$REPO/target/release/modelward" "$BIN_DIR/modelward"
 
 args=(--modelward "$BIN_DIR/modelward" --venv "$VENV" --modelscan-venv "$MODELSCAN_VENV" --real "$REAL" --data "$DATA" --repo "$REPO"
       --runs "$RUNS" --timeout "$TIMEOUT" --cell-budget "$CELL_BUDGET" --tools "$TOOLS" --inputs "$INPUTS"
-      --json "$DATA/compare-results.json")
+      --json "$DATA/compare-results.json" --reuse "${REUSE:-}")
 if [ "$OUT" != "-" ]; then
   args+=(--out "$OUT")
 fi
