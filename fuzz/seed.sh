@@ -7,13 +7,19 @@
 # With python3 present, the seeds are also unpacked one level for the targets that cannot
 # reach inside containers themselves: zip members (data.pkl, .npy in .npz) and decompressed
 # gz/bz2/xz/lzma streams for the pickle targets, .npy members for npy_header, and .npy header
-# text for pylit. Without python3 every target still gets the raw files.
+# text for pylit. The single-format targets (gguf_header, safetensors_header, chat_template,
+# hf_text, onnx_model, tf_graph, keras_model, marshal_code, archive_list) are seeded by content
+# (by name for the protobufs), from whole files and zip members, and chat_template also from
+# the .jinja files of fetch_real.sh's cache (MODELWARD_REAL, default ~/.cache/modelward/real);
+# they need python3 and start empty without it. Without python3 the whole-file targets still get the raw files.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 corpus="$here/corpus"
-targets=(pickle_decode pickle_machine pickle_sniff zip_list npy_header pylit scan_bytes)
+targets=(pickle_decode pickle_machine pickle_sniff zip_list npy_header pylit scan_bytes
+         gguf_header safetensors_header chat_template hf_text onnx_model tf_graph keras_model
+         marshal_code archive_list)
 
 sources=("$repo/tests/fixtures" "$repo/demo")
 shared="$repo/../shared/corpus/picklescan/tests"
@@ -79,17 +85,69 @@ def npy(data):
         add("pickle_machine", data[pre + n:])
         add("pickle_decode", data[pre + n:])
 
+def by_content(data):
+    """Seeds for the single-format targets, chosen by content like the engine does."""
+    if data.startswith(b"GGUF"):
+        add("gguf_header", data)
+    if len(data) > 9:
+        n = int.from_bytes(data[:8], "little")
+        if 2 <= n <= len(data) - 8 and data[8:9] == b"{":
+            add("safetensors_header", data)
+    if data.startswith(b"\x89HDF\r\n\x1a\n"):
+        add("keras_model", data)
+    if data[257:262] == b"ustar" or data.startswith(b"7z\xbc\xaf\x27\x1c"):
+        add("archive_list", data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and text.strip():
+        add("hf_text", data)
+        if "{%" in text or "{{" in text:
+            add("chat_template", data)
+        if '"class_name"' in text:
+            add("keras_model", data)
+
 def inner(data):
     for t in ("pickle_decode", "pickle_machine", "pickle_sniff"):
         add(t, data)
     if data.startswith(b"\x93NUMPY"):
         npy(data)
+    by_content(data)
+
+# Protobufs are not recognisable by a magic number: seed by the fixtures' own names.
+def by_name(path, data):
+    if path.endswith(".onnx"):
+        add("onnx_model", data)
+    if path.endswith(".pb"):
+        add("tf_graph", data)
+
+# Chat templates: a benign one, an SSTI one, and the real templates that fetch_real.sh brings
+# (when it has run).
+for t in ("{% for m in messages %}<|{{ m.role }}|>{{ m.content | trim }}{% endfor %}"
+          "{% if add_generation_prompt %}<|assistant|>{% endif %}",
+          "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+          "{% set ns = namespace(x=1) %}{{ ()|attr('\\x5f\\x5fclass\\x5f\\x5f') }}"):
+    add("chat_template", t.encode())
+real = os.environ.get("MODELWARD_REAL") or os.path.expanduser("~/.cache/modelward/real")
+for root, _, names in os.walk(real):
+    for name in names:
+        if name.endswith(".jinja"):
+            with open(os.path.join(root, name), "rb") as f:
+                add("chat_template", f.read())
+
+# Lambda bytecode as Keras stores it (marshal of a code object), from this Python.
+import marshal
+for src in ("lambda x: x * 2", "lambda x: __import__('os').system('id')", "[i for i in range(3)]"):
+    add("marshal_code", marshal.dumps(compile(src, "<fuzz-seed>", "eval")))
 
 for path in files:
     with open(path, "rb") as f:
         data = f.read()
     if data.startswith(b"\x93NUMPY"):
         npy(data)
+    by_content(data[:LIMIT])
+    by_name(path, data[:LIMIT])
     for opener in (gzip.decompress, bz2.decompress, lzma.decompress):
         try:
             inner(opener(data)[:LIMIT])
