@@ -12,7 +12,11 @@ fn visit(total: &mut u64) -> impl FnMut(&archive::Member, &mut dyn Read) -> Next
         let mut sink = Vec::new();
         let n = r.take(1 << 20).read_to_end(&mut sink).unwrap_or(0) as u64;
         *total += n;
-        if *total > 16 << 20 { Next::Stop } else { Next::Continue }
+        if *total > 16 << 20 {
+            Next::Stop
+        } else {
+            Next::Continue
+        }
     }
 }
 

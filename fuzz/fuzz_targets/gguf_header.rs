@@ -12,10 +12,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = gguf::looks_like(data);
     let r = gguf::check(&mut Cursor::new(data), len);
     for (_, text, at) in &r.chat_templates {
-        assert!(*at <= len, "template offset {at} past the end of a {len}-byte input");
+        assert!(
+            *at <= len,
+            "template offset {at} past the end of a {len}-byte input"
+        );
         let _ = template::analyse(text);
     }
     for f in &r.facts {
-        assert!(f.offset.is_none_or(|o| o <= len), "fact offset past the end: {f:?}");
+        assert!(
+            f.offset.is_none_or(|o| o <= len),
+            "fact offset past the end: {f:?}"
+        );
     }
 });

@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = npy::itemsize(&String::from_utf8_lossy(data));
     match npy::parse(data) {
         Ok(h) => {
-            assert!(h.data_offset <= data.len() as u64, "data offset past the header bytes given");
+            assert!(
+                h.data_offset <= data.len() as u64,
+                "data offset past the header bytes given"
+            );
             let _ = npy::itemsize(&h.descr);
         }
         Err(f) => {

@@ -21,7 +21,11 @@ fn show(arena: &Arena, v: Value) {
     let s = render(arena, v);
     // render's output is bounded whatever the value graph (RenderOptions::default().max_len
     // characters plus the ellipsis).
-    assert!(s.chars().count() <= 401, "render produced {} chars", s.chars().count());
+    assert!(
+        s.chars().count() <= 401,
+        "render produced {} chars",
+        s.chars().count()
+    );
 }
 
 fn render_trace(t: &Trace) {
@@ -40,7 +44,8 @@ fn render_trace(t: &Trace) {
             }
             Event::Mutate { target, .. } => show(a, *target),
             Event::Anomaly { kind, .. } => match kind {
-                Anomaly::NonConstantStackGlobal { module, name } | Anomaly::StackGlobalType { module, name } => {
+                Anomaly::NonConstantStackGlobal { module, name }
+                | Anomaly::StackGlobalType { module, name } => {
                     show(a, *module);
                     show(a, *name);
                 }
@@ -74,8 +79,14 @@ impl InlineHook for Chaos {
             })
             .unwrap_or(0);
         match off % 5 {
-            0 => Inline::Skip { padded: false, len: off % 97 },
-            1 => Inline::Skip { padded: true, len: off.wrapping_mul(0x9e37_79b9) },
+            0 => Inline::Skip {
+                padded: false,
+                len: off % 97,
+            },
+            1 => Inline::Skip {
+                padded: true,
+                len: off.wrapping_mul(0x9e37_79b9),
+            },
             2 => Inline::Pickle { padded: off % 2 == 0 },
             _ => Inline::None,
         }
@@ -90,7 +101,10 @@ fuzz_target!(|data: &[u8]| {
     let scan = scan_stream(data, 0, len, &limits, &mut NoInline);
     assert!(scan.bytes_read <= data.len() as u64);
     for t in &scan.pickles {
-        assert!(t.start <= t.end && t.end <= data.len() as u64, "trace outside the input");
+        assert!(
+            t.start <= t.end && t.end <= data.len() as u64,
+            "trace outside the input"
+        );
         render_trace(t);
         // One policy pass (it dominates the cost): the context is chosen by the input.
         let torch = data.len() % 2 == 1;
