@@ -164,14 +164,16 @@ impl<'a> Engine<'a> {
                 group.sort_by_key(|f| std::cmp::Reverse(f.severity));
                 let rest = group.split_off(max);
                 let count = rest.len();
-                let mut summary = rest.into_iter().next().unwrap_or_else(|| group[0].clone());
-                summary.message = format!(
-                    "{count} more {} findings in this file are not listed (at most {max} per rule are)",
-                    summary.rule
-                );
-                summary.location = Location::file(summary.location.path.clone());
-                summary.evidence = None;
-                group.push(summary);
+                // The first of the rest is the most severe of them: it becomes the summary.
+                if let Some(mut summary) = rest.into_iter().next() {
+                    summary.message = format!(
+                        "{count} more {} findings in this file are not listed (at most {max} per rule are)",
+                        summary.rule
+                    );
+                    summary.location = Location::file(summary.location.path.clone());
+                    summary.evidence = None;
+                    group.push(summary);
+                }
             }
             kept.extend(group);
         }
