@@ -38,7 +38,9 @@ if ! "$PY" -m pip --version >/dev/null 2>&1; then
   echo "error: '$PY -m pip' is not available; install pip for $PY or set PYTHON" >&2
   exit 2
 fi
-mkdir -p "$DEST" "$CACHE"
+# DEST is made only once every archive is here, so a failed download leaves no empty set behind
+# (the tests treat a missing set as "not fetched" and a partial one as a failure).
+mkdir -p "$CACHE"
 
 # Platform-tagged wheels are fetched for CPython 3.11 / manylinux x86_64 whatever the local
 # interpreter and OS, so every machine gets byte-identical files. pip only downloads them.
@@ -87,6 +89,7 @@ fetch() {  # $1=name==version $2=file name $3=sha256 $4=kind
 while read -r spec filename sha kind; do
   [ -n "$spec" ] && fetch "$spec" "$filename" "$sha" "$kind"
 done <<< "$ARCHIVES"
+mkdir -p "$DEST"
 
 "$PY" - "$MANIFEST" "$CACHE" "$DEST" <<'PYEOF'
 import hashlib, json, os, sys, tarfile, zipfile
