@@ -420,6 +420,31 @@ fn progress_shows_on_a_terminal_and_never_in_the_report_or_a_pipe() {
 }
 
 #[test]
+fn on_a_terminal_the_text_report_carries_the_error_once() {
+    if !have_script() {
+        return;
+    }
+    let line = format!(
+        "{} scan does/not/exist demo/model.bin",
+        env!("CARGO_BIN_EXE_modelward")
+    );
+    let o = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    assert_eq!(o.status.code(), Some(2));
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(shown.matches(MISSING_LINE).count(), 1, "{shown}");
+    assert!(
+        shown.contains("1 path not scanned, 1 malicious: exit 2"),
+        "{shown}"
+    );
+}
+
+#[test]
 fn rule_documentation_has_no_doubled_blank_line() {
     let o = run(&["rule", "PKL102"]);
     let text = stdout(&o);
