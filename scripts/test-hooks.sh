@@ -223,7 +223,7 @@ check "  outputs sarif-file=modelward.sarif, json-file empty" \
 check "  modelward.sarif is SARIF 2.1.0 with errors for both malicious files and a warning" \
     sarif "$WS/modelward.sarif" 'r["version"] == "2.1.0" and {x["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].removeprefix("./") for x in r["runs"][0]["results"] if x["level"] == "error"} == {"demo/model.bin", "demo/malicious_checkpoint.pt"} and any(x["level"] == "warning" for x in r["runs"][0]["results"])'
 check "  the job summary has the scan summary and the report" \
-    result '"### modelward" in r["summary"] and re.search(r"Summary: \d+ file\(s\) scanned: 2 malicious, 1 suspicious", r["summary"]) and "model.bin  MALICIOUS" in r["summary"]'
+    result '"### modelward" in r["summary"] and re.search(r"Summary: \d+ model files? judged: 2 malicious, 1 suspicious", r["summary"]) and "model.bin  MALICIOUS" in r["summary"]'
 
 expect_exit 0 "action, paths: demo/clean_array.npy" action '{"install": "none", "paths": "demo/clean_array.npy"}'
 check "  outputs exit-code=0" result 'r["failed_step"] is None and r["outputs"]["exit-code"] == "0"'

@@ -28,7 +28,9 @@ fn scanning_the_demo_files_shows_every_verdict_and_fails() {
     assert!(text.contains("MALICIOUS"), "{text}");
     assert!(text.contains("SUSPICIOUS"), "{text}");
     assert!(
-        text.contains("Summary: 7 file(s) scanned: 2 malicious, 1 suspicious, 4 clean, 0 skipped"),
+        text.contains(
+            "Summary: 5 model files judged: 2 malicious, 1 suspicious, 2 clean; 2 other files skipped"
+        ),
         "{text}"
     );
     assert!(!text.contains('\x1b'), "NO_COLOR must give plain text");

@@ -41,6 +41,17 @@ fn json_of_a_mixed_directory_matches_the_documented_schema() {
 }
 
 #[test]
+fn json_and_sarif_with_a_path_not_scanned_match_their_schemas() {
+    let json = run(&["scan", "--format", "json", "does/not/exist", "demo/model.bin"]);
+    assert!(json.contains("\"errors\": ["), "{json}");
+    validate("docs/json-schema.json", &json);
+    validate(
+        "tests/data/sarif-schema-2.1.0.json",
+        &run(&["scan", "--format", "sarif", "does/not/exist", "demo/model.bin"]),
+    );
+}
+
+#[test]
 fn sarif_of_a_mixed_directory_matches_the_sarif_2_1_0_schema() {
     let sarif = run(&["scan", "--format", "sarif", "tests/fixtures"]);
     validate("tests/data/sarif-schema-2.1.0.json", &sarif);
@@ -112,6 +123,16 @@ fn regex_lite(line: &str, start: &str, end: &str, with: &str) -> String {
 #[test]
 fn snapshot_per_output_format() {
     snapshot("demo.txt", &run(&["scan", "demo"]));
+    snapshot("demo-verbose.txt", &run(&["scan", "-v", "demo"]));
+    snapshot(
+        "demo-named.txt",
+        &run(&[
+            "scan",
+            "demo/clean_checkpoint.pt",
+            "demo/README.md",
+            "demo/model.bin",
+        ]),
+    );
     snapshot("demo.json", &run(&["scan", "--format", "json", "demo"]));
     snapshot(
         "demo.sarif",

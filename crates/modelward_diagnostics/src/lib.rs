@@ -85,7 +85,9 @@ pub enum Verdict {
     Suspicious,
     /// Scanned; a critical or high finding.
     Malicious,
-    /// The content is no format modelward knows; nothing was judged.
+    /// Nothing model-related to judge: the content is no format modelward knows, the file is
+    /// empty, or it is plain text in which nothing model-related was found (see
+    /// [`FileReport::finish`]).
     Skipped,
     /// Nothing at all could be read.
     Error,
@@ -272,6 +274,9 @@ pub struct Finding {
     pub why: String,
 }
 
+/// The format name of text that is none of the text formats model loaders read.
+pub const PLAIN_TEXT: &str = "text";
+
 /// The result for one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileReport {
@@ -298,8 +303,15 @@ pub struct FileReport {
 
 impl FileReport {
     /// Sorts findings (most severe first, then by location) and sets verdict and severity.
-    /// `readable` says whether anything of the file could be judged; `known` whether its
-    /// format was recognised.
+    /// `known` says whether its format was recognised.
+    ///
+    /// The counting rule: a file is judged (clean, suspicious, malicious) when it holds a
+    /// format that can carry a model or code, or when anything was found in it. A file
+    /// without findings is skipped when its format is unknown (an empty file included) or
+    /// when it is plain `text`: the scanner names text `json`, `python`, `jinja` or
+    /// `yaml-config` when it is one of the text formats loaders read (Hugging Face configs,
+    /// `trust_remote_code` sources, chat templates, Hydra configs), so a `text` file without
+    /// findings is a README, a `.gitattributes`, a licence. Skipped files are counted apart.
     pub fn finish(&mut self, known: bool) {
         self.findings.sort_by(|a, b| {
             b.severity
@@ -311,7 +323,7 @@ impl FileReport {
         self.severity = self.findings.iter().map(|f| f.severity).max();
         self.verdict = if self.error.is_some() {
             Verdict::Error
-        } else if !known && self.findings.is_empty() {
+        } else if (!known || self.format == PLAIN_TEXT) && self.findings.is_empty() {
             Verdict::Skipped
         } else {
             Verdict::from_findings(&self.findings)
@@ -363,6 +375,25 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+impl Summary {
+    /// Files that were judged: clean, suspicious or malicious (skipped files and errors are
+    /// not).
+    pub fn judged(&self) -> u64 {
+        self.clean + self.suspicious + self.malicious
+    }
+}
+
+/// A path or source given to the command that could not be scanned at all (it does not exist,
+/// a repository answered 401): no file was read, so it is not counted among the files, and the
+/// command exits 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceError {
+    /// The path or URL as given.
+    pub source: String,
+    /// What went wrong and what to do about it, in one line.
+    pub error: String,
+}
+
 /// The whole report: the JSON document of `--format json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanReport {
@@ -374,6 +405,9 @@ pub struct ScanReport {
     pub files: Vec<FileReport>,
     /// Totals.
     pub summary: Summary,
+    /// Paths and sources that could not be scanned at all (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<SourceError>,
 }
 
 impl ScanReport {
@@ -413,6 +447,7 @@ impl ScanReport {
             },
             files,
             summary,
+            errors: Vec::new(),
         }
     }
 
@@ -453,6 +488,36 @@ mod tests {
         assert_eq!(
             Verdict::from_findings(&[finding(Severity::Medium), finding(Severity::High)]),
             Verdict::Malicious
+        );
+    }
+
+    #[test]
+    fn plain_text_and_unknown_files_without_findings_are_skipped() {
+        let report = |format: &str, findings: Vec<Finding>, known: bool| {
+            let mut r = FileReport {
+                path: "f".into(),
+                format: format.into(),
+                verdict: Verdict::Clean,
+                severity: None,
+                findings,
+                size: 1,
+                bytes_read: 1,
+                error: None,
+            };
+            r.finish(known);
+            r.verdict
+        };
+        assert_eq!(report(PLAIN_TEXT, vec![], true), Verdict::Skipped);
+        assert_eq!(report("unknown", vec![], false), Verdict::Skipped);
+        assert_eq!(report("json", vec![], true), Verdict::Clean);
+        assert_eq!(report("python", vec![], true), Verdict::Clean);
+        assert_eq!(
+            report(PLAIN_TEXT, vec![finding(Severity::Medium)], true),
+            Verdict::Suspicious
+        );
+        assert_eq!(
+            report(PLAIN_TEXT, vec![finding(Severity::Info)], true),
+            Verdict::Clean
         );
     }
 

@@ -283,10 +283,13 @@ impl Walker {
     fn object(&mut self, m: &Map<String, Value>) {
         let class = m.get("class_name").and_then(Value::as_str);
         let config = m.get("config").and_then(Value::as_object);
+        // A string `config` (a Keras 3 `function` object, a custom layer saved by name) is
+        // the only name the object has: the path goes one level down to it.
         let name = config
             .and_then(|c| c.get("name"))
             .and_then(Value::as_str)
-            .or_else(|| m.get("name").and_then(Value::as_str));
+            .or_else(|| m.get("name").and_then(Value::as_str))
+            .or_else(|| m.get("config").and_then(Value::as_str));
         let pushed = match (class, name) {
             (Some(c), Some(n)) if !c.starts_with("__") => {
                 self.path.push(clip_to(n, 80));
@@ -928,6 +931,15 @@ mod config_tests {
         assert_eq!(rules(other), ["KRS104"]);
         let registered = r#"{"module": null, "class_name": "MyLayer", "config": {"name": "x"}, "registered_name": "Pkg>MyLayer"}"#;
         assert!(rules(registered).is_empty());
+    }
+
+    #[test]
+    fn an_object_whose_config_is_a_string_is_named_by_it_in_the_layer_path() {
+        let cfg = r#"{"class_name": "Sequential", "config": {"name": "seq", "layers": [
+            {"module": "builtins", "class_name": "function", "config": "exec", "registered_name": "function"}]}}"#;
+        let f = check_config(cfg);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("layer 'seq/exec'"), "{}", f[0].message);
     }
 
     #[test]

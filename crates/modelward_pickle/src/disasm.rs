@@ -11,17 +11,14 @@ pub fn line(ins: &Instruction<'_>, depth: usize) -> String {
         b @ 0x20..=0x7e => format!("{}", b as char),
         b => format!("\\x{b:02x}"),
     };
-    let _ = write!(
-        s,
-        "{:>8}: {:<4} {}{:<16}",
-        ins.offset,
-        code,
-        "    ".repeat(depth.min(16)),
-        ins.op.name()
-    );
+    // Offset, code and name stay in fixed columns whatever the MARK depth; the nesting shows
+    // as the indentation of the argument column (pickletools indents the name instead, which
+    // leaves the columns ragged).
+    let _ = write!(s, "{:>8}: {:<4} {:<16}", ins.offset, code, ins.op.name());
     let arg = describe(&ins.arg);
     if !arg.is_empty() {
         s.push(' ');
+        s.push_str(&"  ".repeat(depth.min(16)));
         s.push_str(&arg);
     }
     s.trim_end().to_owned()

@@ -33,6 +33,21 @@ pub fn write(report: &ScanReport, out: &mut dyn Write) -> io::Result<()> {
                 escape(&msg, false)
             )?;
         }
+        if let Some(e) = &f.error {
+            writeln!(
+                out,
+                "::error file={},title=modelward: file not scanned::{}",
+                escape(&f.path, true),
+                escape(e, false)
+            )?;
+        }
+    }
+    for e in &report.errors {
+        writeln!(
+            out,
+            "::error title=modelward: path not scanned::{}",
+            escape(&format!("{}: {}", e.source, e.error), false)
+        )?;
     }
     Ok(())
 }

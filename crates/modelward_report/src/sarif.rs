@@ -135,6 +135,30 @@ pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
             results.push(result);
         }
     }
+    // Files that could not be read and paths that could not be scanned: the run did not do
+    // all of its job, and each says why.
+    let notifications: Vec<Value> = report
+        .files
+        .iter()
+        .filter_map(|f| f.error.as_ref().map(|e| (f.path.as_str(), e.as_str())))
+        .chain(
+            report
+                .errors
+                .iter()
+                .map(|e| (e.source.as_str(), e.error.as_str())),
+        )
+        .map(|(path, error)| {
+            json!({
+                "level": "error",
+                "message": { "text": format!("{path}: {error}") },
+                "locations": [{ "physicalLocation": { "artifactLocation": { "uri": path } } }],
+            })
+        })
+        .collect();
+    let mut invocation = json!({ "executionSuccessful": notifications.is_empty() });
+    if !notifications.is_empty() {
+        invocation["toolExecutionNotifications"] = json!(notifications);
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -147,7 +171,7 @@ pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
                     "rules": rules,
                 }
             },
-            "invocations": [{ "executionSuccessful": report.summary.errors == 0 }],
+            "invocations": [invocation],
             "results": results,
         }]
     })

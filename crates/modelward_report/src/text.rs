@@ -45,11 +45,16 @@ impl Paint {
     }
 }
 
-/// Writes one file's block.
+/// Writes one file's block (nothing for a clean or skipped file unless verbose).
 pub fn write_file(f: &FileReport, out: &mut dyn Write, opts: TextOptions) -> io::Result<()> {
+    write_file_block(f, out, opts, false)
+}
+
+/// One file's block; `always` lists it even when it is clean or skipped (a file the user named).
+fn write_file_block(f: &FileReport, out: &mut dyn Write, opts: TextOptions, always: bool) -> io::Result<()> {
     let p = Paint(opts.color);
     let quiet = matches!(f.verdict, Verdict::Clean | Verdict::Skipped) && f.findings.is_empty();
-    if quiet && !opts.verbose {
+    if quiet && !opts.verbose && !always {
         return Ok(());
     }
     writeln!(
@@ -86,10 +91,33 @@ pub fn write_file(f: &FileReport, out: &mut dyn Write, opts: TextOptions) -> io:
 
 /// Writes the whole report.
 pub fn write(report: &ScanReport, out: &mut dyn Write, opts: TextOptions) -> io::Result<()> {
+    write_named(report, out, opts, &|_| false)
+}
+
+/// Writes the whole report, listing every file for which `named` is true (the files a user
+/// named one by one get their verdict; a directory's clean files stay quiet unless verbose).
+pub fn write_named(
+    report: &ScanReport,
+    out: &mut dyn Write,
+    opts: TextOptions,
+    named: &dyn Fn(&FileReport) -> bool,
+) -> io::Result<()> {
     for f in &report.files {
-        write_file(f, out, opts)?;
+        write_file_block(f, out, opts, named(f))?;
+    }
+    let p = Paint(opts.color);
+    for e in &report.errors {
+        writeln!(out, "{} {}: {}", p.wrap("1;35", "error:"), e.source, e.error)?;
+    }
+    if !report.errors.is_empty() {
+        writeln!(out)?;
     }
     write_summary(report, out, opts)
+}
+
+/// `1 file`, `2 files`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The closing summary line.
@@ -111,16 +139,42 @@ pub fn write_summary(report: &ScanReport, out: &mut dyn Write, opts: TextOptions
     } else {
         findings.join(", ")
     };
-    writeln!(
-        out,
-        "{} {} file(s) scanned: {} malicious, {} suspicious, {} clean, {} skipped, {} errors · {} · read {} of {} in {} ms",
-        p.wrap("1", "Summary:"),
-        s.files,
+    // What was judged first; what was not (skipped, unreadable, not found) after, only when
+    // there is some.
+    let mut counts = format!(
+        "{} judged: {} malicious, {} suspicious, {} clean",
+        count(s.judged(), "model file", "model files"),
         s.malicious,
         s.suspicious,
-        s.clean,
-        s.skipped,
-        s.errors,
+        s.clean
+    );
+    if s.skipped > 0 {
+        counts.push_str(&format!(
+            "; {} skipped (nothing model-related)",
+            count(s.skipped, "other file", "other files")
+        ));
+    }
+    if s.errors > 0 {
+        counts.push_str(&format!(
+            "; {} (error)",
+            count(s.errors, "file unreadable", "files unreadable")
+        ));
+    }
+    if !report.errors.is_empty() {
+        counts.push_str(&format!(
+            "; {} (error)",
+            count(
+                report.errors.len() as u64,
+                "path not scanned",
+                "paths not scanned"
+            )
+        ));
+    }
+    writeln!(
+        out,
+        "{} {} · {} · read {} of {} in {} ms",
+        p.wrap("1", "Summary:"),
+        counts,
         findings,
         human_bytes(s.bytes_read),
         human_bytes(s.bytes_total),

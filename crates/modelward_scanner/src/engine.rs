@@ -986,7 +986,16 @@ impl<'a> Engine<'a> {
             if templated {
                 report.facts.extend(template::analyse(&text));
             }
-            (if templated { "jinja" } else { "text" }, report)
+            // A config that names targets to instantiate is model-related even when every
+            // target is safe (plain `text` without findings is skipped, see `FileReport::finish`).
+            let kind = if templated {
+                "jinja"
+            } else if !report.targets.is_empty() {
+                "yaml-config"
+            } else {
+                modelward_diagnostics::PLAIN_TEXT
+            };
+            (kind, report)
         };
         for f in report.facts {
             self.fact(f, loc);

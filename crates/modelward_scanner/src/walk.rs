@@ -33,13 +33,28 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Target>, Vec<(String, String)>) {
                 display: display(p),
             }),
             Ok(m) if m.is_dir() => walk_dir(p, &mut targets, &mut errors),
-            Ok(_) => errors.push((p.display().to_string(), "not a regular file or directory".into())),
-            Err(e) => errors.push((p.display().to_string(), e.to_string())),
+            Ok(_) => errors.push((
+                p.display().to_string(),
+                "not a regular file or directory (a device, socket or pipe is not scanned)".into(),
+            )),
+            Err(e) => errors.push((p.display().to_string(), path_error(&e))),
         }
     }
     targets.sort_by(|a, b| a.display.cmp(&b.display));
     targets.dedup_by(|a, b| a.display == b.display);
     (targets, errors)
+}
+
+/// Why a path given cannot be scanned, and what to do about it, in one line.
+fn path_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "no such file or directory; check the path (relative paths start from the current directory)"
+                .into()
+        }
+        std::io::ErrorKind::PermissionDenied => "permission denied; scan it as a user who can read it".into(),
+        _ => format!("cannot read it: {e}"),
+    }
 }
 
 fn walk_dir(root: &Path, targets: &mut Vec<Target>, errors: &mut Vec<(String, String)>) {
@@ -68,5 +83,25 @@ fn walk_dir(root: &Path, targets: &mut Vec<Target>, errors: &mut Vec<(String, St
             }
             Err(e) => errors.push((root.display().to_string(), e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_path_is_an_error_that_says_what_to_check() {
+        let (targets, errors) = expand(&[PathBuf::from("no/such/path/anywhere")]);
+        assert!(targets.is_empty());
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "no/such/path/anywhere");
+        assert!(
+            errors[0]
+                .1
+                .starts_with("no such file or directory; check the path"),
+            "{}",
+            errors[0].1
+        );
     }
 }

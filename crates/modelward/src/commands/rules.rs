@@ -51,7 +51,12 @@ pub fn show(code: &str) -> Result<ExitCode> {
         let mut last_reason = "";
         for e in rule_globals {
             if e.reason != last_reason {
-                writeln!(out, "\n- {}:", e.reason)?;
+                // A new reason starts a new line, except the first (the heading's blank line
+                // is already there).
+                if !last_reason.is_empty() {
+                    writeln!(out)?;
+                }
+                writeln!(out, "- {}:", e.reason)?;
                 last_reason = &e.reason;
             }
             write!(
