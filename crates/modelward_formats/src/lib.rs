@@ -21,6 +21,7 @@ pub mod hf;
 pub mod io;
 pub mod joblib;
 pub mod json;
+pub mod member_path;
 pub mod npy;
 pub mod pylit;
 pub mod safetensors;

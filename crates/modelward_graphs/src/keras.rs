@@ -395,6 +395,55 @@ impl Walker {
                 Some(Value::String(code)) if ty == Some("lambda") => {
                     self.lambda(Some(code), "Keras 2 lambda");
                 }
+                // No type, or one Keras does not write: whatever Keras would do with it, the
+                // layer runs a function of the file's choosing. Marshal bytes as base64 are
+                // decoded; anything else (source text, a name) is reported with what it uses.
+                Some(Value::String(code))
+                    if key == "function" && ty.is_none_or(|t| t != "lambda" && t != "function") =>
+                {
+                    if b64(code).is_some_and(|b| marshal::summarize(&b).co_name.is_some()) {
+                        self.lambda(Some(code), "Keras 2 lambda (no function_type)");
+                    } else {
+                        let uses: Vec<&str> = DANGEROUS_CODE_NAMES
+                            .iter()
+                            .copied()
+                            .filter(|n| code.contains(n))
+                            .collect();
+                        let (rule, msg) = if uses.is_empty() {
+                            ("KRS101", "Lambda layer's function is given as text".to_owned())
+                        } else {
+                            (
+                                "KRS102",
+                                format!("Lambda layer's function text uses {}", uses.join(", ")),
+                            )
+                        };
+                        let f = Fact::new(rule, format!("{}: {msg}", self.here()))
+                            .evidence(format!("function = {}", quote(&clip(code))));
+                        self.push(f);
+                    }
+                }
+                Some(Value::Object(o))
+                    if key == "function"
+                        && o.get("class_name").and_then(Value::as_str) != Some("__lambda__") =>
+                {
+                    let f = Fact::new(
+                        "KRS101",
+                        format!(
+                            "{}: Lambda layer's function is a serialized object Keras deserializes and calls",
+                            self.here()
+                        ),
+                    )
+                    .evidence(format!("function = {}", render_short(&Value::Object(o.clone()))));
+                    self.push(f);
+                }
+                None if key == "function" => {
+                    let f = Fact::new(
+                        "KRS101",
+                        format!("{} holds a Lambda without a function", self.here()),
+                    )
+                    .evidence("Keras 2 Lambda config".to_owned());
+                    self.push(f);
+                }
                 Some(Value::String(func)) if ty == Some("function") => {
                     let module_key = if key == "function" {
                         "module".to_owned()
@@ -406,8 +455,14 @@ impl Walker {
                         Some(m) => format!("{m}.{func}"),
                         None => func.clone(),
                     };
-                    let dangerous =
-                        module.is_some_and(is_dangerous_module) || DANGEROUS_NAMES.contains(&func.as_str());
+                    let dangerous = module.is_some_and(is_dangerous_module)
+                        || DANGEROUS_NAMES.contains(&func.as_str())
+                        || module.is_some_and(|m| {
+                            matches!(
+                                global_policy().resolve(m, func).judgement,
+                                modelward_policy::Judgement::Dangerous(_)
+                            )
+                        });
                     let keras_own =
                         module.is_some_and(|m| KERAS_ROOTS.contains(&m.split('.').next().unwrap_or(m)));
                     let (rule, msg) = if dangerous {
@@ -472,6 +527,34 @@ impl Walker {
     fn module_ref(&mut self, module: &str, target: &str, registered: Option<&str>) {
         let root = module.split('.').next().unwrap_or(module);
         let full = format!("{module}.{target}");
+        let ev = match registered {
+            Some(r) if r != target => {
+                format!("module={module} class_name/config={target} registered_name={r}")
+            }
+            _ => format!("module={module} name={target}"),
+        };
+        // What Keras imports (`importlib.import_module(module)`, then the attribute) is judged
+        // by the same policy as a pickle global: dangerous there is critical here, whatever the
+        // namespace (CVE-2025-1550, -8747, -9906, -12058).
+        let resolved = global_policy().resolve(module, target);
+        if let modelward_policy::Judgement::Dangerous(entry) = &resolved.judgement {
+            let via = if resolved.path != full {
+                format!(" ({}: {})", resolved.path, resolved.via.describe())
+            } else {
+                String::new()
+            };
+            let f = Fact::new(
+                "KRS103",
+                format!(
+                    "{} resolves {full}{via}: importing and calling it runs code or touches the system",
+                    self.here()
+                ),
+            )
+            .evidence(ev)
+            .why(entry.reason.clone());
+            self.push(f);
+            return;
+        }
         let dangerous_target = DANGEROUS_NAMES.contains(&target);
         if KERAS_ROOTS.contains(&root)
             || (root == "tensorflow"
@@ -487,12 +570,6 @@ impl Walker {
             // the function itself is looked up in the custom objects.
             return;
         }
-        let ev = match registered {
-            Some(r) if r != target => {
-                format!("module={module} class_name/config={target} registered_name={r}")
-            }
-            _ => format!("module={module} name={target}"),
-        };
         if dangerous_target || (module != "builtins" && is_dangerous_module(module)) {
             let f = Fact::new(
                 "KRS103",
@@ -512,6 +589,13 @@ impl Walker {
             self.push(f);
         }
     }
+}
+
+/// The built-in global-name policy (the catalog of `modelward_policy`), for what a config makes
+/// Keras import.
+fn global_policy() -> &'static modelward_policy::GlobalPolicy {
+    static P: std::sync::OnceLock<modelward_policy::GlobalPolicy> = std::sync::OnceLock::new();
+    P.get_or_init(modelward_policy::GlobalPolicy::builtin)
 }
 
 /// The base64 code of `[code, defaults, closure]` when it decodes to a marshalled code object.

@@ -13,7 +13,7 @@ pub mod pickle;
 
 pub use catalog::{Catalog, Rule};
 pub use config::{AllowGlobal, Config};
-pub use globals::{Entry, GlobalPolicy, Judgement, Match};
+pub use globals::{Alias, Entry, GlobalPolicy, Judgement, Match, Resolved, Via};
 pub use pickle::PickleContext;
 
 use modelward_diagnostics::{Fact, Finding, Location, Severity};
@@ -117,13 +117,13 @@ impl Policy {
         p.ignore = cfg.ignore.clone();
         p.overrides = cfg.severity_overrides.clone();
         for a in &cfg.allow_globals {
-            p.globals.allow(Entry {
-                name: a.name.clone(),
-                matching: a.r#match,
-                rule: None,
-                reason: a.reason.clone(),
-                source: path.clone(),
-            });
+            p.globals.allow(Entry::plain(
+                a.name.clone(),
+                a.r#match,
+                None,
+                a.reason.clone(),
+                path.clone(),
+            ));
             p.allow_hits.push(AtomicU64::new(0));
             p.user_allows.push(a.clone());
         }
@@ -138,6 +138,12 @@ impl Policy {
     /// The global-name lists.
     pub fn globals(&self) -> &GlobalPolicy {
         &self.globals
+    }
+
+    /// The one judging function for an imported name, used by `scan` (through
+    /// [`Policy::pickle_facts`]), `explain` and config targets alike.
+    pub fn judge_global(&self, module: &str, name: &str) -> Resolved<'_> {
+        self.globals.resolve(module, name)
     }
 
     /// Whether findings of this rule are reported.

@@ -368,14 +368,12 @@ impl<'a> Engine<'a> {
                     if self.member_budget(loc) || self.over_time(loc) {
                         return archive::Next::Stop;
                     }
-                    if m.name.starts_with('/') || m.name.split('/').any(|p| p == "..") {
-                        self.fact(
-                            Fact::new(
-                                "ARC204",
-                                format!("member name {:?} leaves the extraction folder", m.name),
-                            ),
-                            loc,
-                        );
+                    // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+                    for f in m.path_facts.clone() {
+                        self.fact(f, loc);
+                    }
+                    if !m.content {
+                        return archive::Next::Continue;
                     }
                     let member_hint = match torch_tar_layout(&m.name) {
                         Some(layout) => Hint {
@@ -574,14 +572,9 @@ impl<'a> Engine<'a> {
                 break;
             }
             let mloc = loc.member(e.display_name());
-            if e.name.starts_with('/') || e.name.split(['/', '\\']).any(|p| p == "..") {
-                self.fact(
-                    Fact::new(
-                        "ARC204",
-                        format!("member name {:?} leaves the extraction folder", e.name),
-                    ),
-                    loc,
-                );
+            // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+            for f in modelward_formats::member_path::check(&e.name, &e.member_kind()) {
+                self.fact(f, loc);
             }
             let hint = Hint {
                 torch: layout.is_torch(),
@@ -755,6 +748,10 @@ impl<'a> Engine<'a> {
         let result = archive::sevenz_entries(&mut *r, |m, er| {
             if self.member_budget(loc) || self.over_time(loc) {
                 return archive::Next::Stop;
+            }
+            // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+            for f in m.path_facts.clone() {
+                self.fact(f, loc);
             }
             let consumed = Arc::new(AtomicU64::new(m.size.max(1) / self.limits.max_ratio.max(1) + 1));
             let state = Arc::new(BoundState::default());
