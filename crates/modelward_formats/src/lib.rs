@@ -25,6 +25,7 @@ pub mod member_path;
 pub mod npy;
 pub mod pylit;
 pub mod safetensors;
+pub mod skops;
 pub mod sniff;
 pub mod template;
 pub mod torch;

@@ -562,6 +562,18 @@ impl<'a> Engine<'a> {
                 None => self.unreadable(&loc.member("config.json"), "unsupported compression"),
             }
         }
+        // issue 14: skops (a zip holding a schema.json whose content is skops' node tree).
+        if let Some(schema) = listing.entries.iter().find(|e| e.name == "schema.json") {
+            let mut text = Vec::new();
+            let read = zip::raw_member(r, schema, len)
+                .and_then(|raw| compress::zip_method(schema.method, raw))
+                .map(|dec| dec.and_then(|mut d| d.by_ref().take(MAX_TEXT as u64).read_to_end(&mut text)));
+            if let Some(Ok(_)) = read {
+                for f in crate::skops_scan::facts(self.policy, &String::from_utf8_lossy(&text)) {
+                    self.fact(f, &loc.member("schema.json"));
+                }
+            }
+        }
         let mut code_files = Vec::new();
         let mut member_formats = Vec::new();
         for e in &listing.entries {
@@ -903,7 +915,19 @@ impl<'a> Engine<'a> {
             return Some("unknown".into());
         }
         let (name, facts) = if onnx {
-            ("onnx", onnx::check_model(&data, true))
+            ("onnx", {
+                // issue 14: external data through a symlink or outside the folder (on disk only).
+                let on_disk = loc.members.is_empty() && std::path::Path::new(&loc.path).is_file();
+                let mut facts = onnx::check_model(&data, true);
+                if on_disk {
+                    let locations = onnx::external_data_locations(&data);
+                    facts.extend(onnx::check_external_files(
+                        std::path::Path::new(&loc.path),
+                        &locations,
+                    ));
+                }
+                facts
+            })
         } else if saved {
             ("tensorflow-savedmodel", tensorflow::check_saved_model(&data))
         } else {

@@ -18,6 +18,7 @@
 mod engine;
 mod limits;
 mod nested;
+mod skops_scan;
 pub mod walk;
 
 pub use limits::ScanLimits;

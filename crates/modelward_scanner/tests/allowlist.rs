@@ -545,3 +545,56 @@ fn shadowpickle_overwrites_of_an_allowed_name_are_caught() {
         .finish();
     assert_eq!(verdict(&p), "clean", "{}", messages(&p));
 }
+
+// ---- 15. ONNX external data ---------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn onnx_external_data_through_a_symlink_is_high_and_a_real_file_beside_it_is_clean() {
+    let fixture = common::repo().join("tests/fixtures/onnx/ok_external_same_dir.onnx");
+    let base = std::env::temp_dir().join(format!("modelward-issue14-onnx-{}", std::process::id()));
+    for (sub, link) in [("plain", false), ("linked", true)] {
+        let dir = base.join(sub);
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::copy(&fixture, dir.join("ok_external_same_dir.onnx")).expect("copy");
+        let data = dir.join("ok_external_same_dir.onnx.data");
+        let _ = std::fs::remove_file(&data);
+        if link {
+            let outside = base.join("elsewhere.bin");
+            std::fs::copy(fixture.with_extension("onnx.data"), &outside).expect("copy");
+            std::os::unix::fs::symlink(&outside, &data).expect("symlink");
+        } else {
+            std::fs::copy(fixture.with_extension("onnx.data"), &data).expect("copy");
+        }
+        let r = common::scan_file(&dir.join("ok_external_same_dir.onnx"));
+        let hit = r.findings.iter().any(|f| f.rule == "ONX103");
+        assert_eq!(hit, link, "{sub}: {r:?}");
+        assert_eq!(
+            r.verdict.as_str(),
+            if link { "malicious" } else { "clean" },
+            "{sub}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+// ---- 13. skops ----------------------------------------------------------------------------------
+
+#[test]
+fn skops_files_from_the_real_writer_are_judged_by_the_global_policy() {
+    let dir = common::repo().join("tests/fixtures/skops");
+    for (name, want, rule) in [
+        ("ok_pipeline.skops", "clean", None),
+        ("ok_function_numpy.skops", "clean", None),
+        ("bad_function_os_system.skops", "malicious", Some("SKP101")),
+        ("bad_operator_methodcaller.skops", "malicious", Some("SKP101")),
+        ("bad_type_subprocess_popen.skops", "malicious", Some("SKP101")),
+        ("sus_type_unreviewed.skops", "suspicious", Some("SKP102")),
+    ] {
+        let r = common::scan_file(&dir.join(name));
+        assert_eq!(r.verdict.as_str(), want, "{name}: {r:?}");
+        if let Some(rule) = rule {
+            assert!(r.findings.iter().any(|f| f.rule == rule), "{name}: {r:?}");
+        }
+    }
+}
