@@ -532,16 +532,22 @@ impl Policy {
     fn end_facts(&self, trace: &Trace, facts: &mut Vec<Fact>) {
         match &trace.end_reason {
             End::Stop | End::Limit(_) => {}
-            End::Error(e) => facts.push(
-                Fact::new(
+            End::Error(e) => {
+                let mut f = Fact::new(
                     "PKL501",
                     format!(
                         "malformed pickle: {}; {} instruction(s) before it were analysed",
                         e.kind, trace.ops
                     ),
                 )
-                .at(e.offset),
-            ),
+                .at(e.offset);
+                if trace.ops == 0 && trace.events.is_empty() {
+                    // Nothing decodes before the break (a 1-byte `\x80`, spaCy's empty msgpack
+                    // map): the unpickler raises before it can run anything.
+                    f = f.severity(Severity::Low);
+                }
+                facts.push(f);
+            }
             End::Eof => facts.push(
                 Fact::new(
                     "PKL501",
