@@ -1015,6 +1015,63 @@ mod config_tests {
     }
 
     #[test]
+    fn what_keras_would_import_is_judged_by_the_global_policy() {
+        let obj = |module: &str, class: &str, registered: &str| {
+            format!(
+                r#"{{"module": "{module}", "class_name": "{class}", "config": {{"name": "x"}}, "registered_name": "{registered}"}}"#
+            )
+        };
+        // Dangerous anywhere, also under Keras' own namespace and through a private path.
+        for (m, c) in [
+            ("subprocess", "Popen"),
+            ("keras.src.utils.file_utils", "get_file"),
+            (
+                "keras.src.saving.serialization_lib",
+                "enable_unsafe_deserialization",
+            ),
+            ("hydra.utils", "instantiate"),
+            ("datasets.utils.py_utils", "FunctionType"),
+        ] {
+            let facts = check_config(&obj(m, c, c));
+            assert!(
+                facts.iter().any(|f| f.rule == "KRS103" && f.why.is_some()),
+                "{m}.{c}: {facts:?}"
+            );
+        }
+        // Keras' own layers stay quiet; an unreviewed foreign class stays medium.
+        assert!(rules(&obj("keras.layers", "Dense", "Dense")).is_empty());
+        assert_eq!(rules(&obj("mylib.layers", "Custom", "mylib>Custom")), ["KRS104"]);
+    }
+
+    #[test]
+    fn a_keras2_lambda_is_found_whatever_the_form_of_its_function() {
+        let lambda = |function: &str| {
+            format!(
+                r#"{{"class_name": "Sequential", "config": {{"name": "s", "layers": [{{"class_name": "Lambda",
+                "config": {{"name": "l", "function": {function}}}}}]}}}}"#
+            )
+        };
+        // Source text without a function_type, naming os.
+        assert_eq!(
+            rules(&lambda(r#""lambda x: __import__('os').system('id')""#)),
+            ["KRS102"]
+        );
+        // Harmless-looking source text is still code.
+        assert_eq!(rules(&lambda(r#""lambda x: x * 2""#)), ["KRS101"]);
+        // A serialized object Keras deserializes and calls.
+        assert_eq!(
+            rules(&lambda(r#"{"class_name": "MyFn", "config": {}}"#)),
+            ["KRS101"]
+        );
+        // No function at all.
+        let none = r#"{"class_name": "Lambda", "config": {"name": "l"}}"#;
+        assert_eq!(rules(none), ["KRS101"]);
+        // A plain Dense layer with a string field is not a Lambda.
+        let dense = r#"{"class_name": "Dense", "config": {"name": "d", "activation": "relu"}}"#;
+        assert!(rules(dense).is_empty());
+    }
+
+    #[test]
     fn lists_that_are_not_bytecode_are_left_alone() {
         assert!(rules(r#"{"value": ["aGVsbG8gd29ybGQgaGVsbG8=", null, null]}"#).is_empty());
         assert!(rules(r#"{"batch_shape": [null, 4], "names": ["a", "b", "c"]}"#).is_empty());
