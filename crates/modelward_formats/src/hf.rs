@@ -958,6 +958,12 @@ mod tests {
         );
         assert!(r.facts.iter().any(|f| f.rule == "HFR101"), "{:?}", r.facts);
         assert_eq!(r.targets.first().map(|t| t.0.as_str()), Some("os.system"));
+        // Any config a loader reads (processor, image and video preprocessors), nested too.
+        let pre = r#"{"processor": {"auto_map": {"AutoImageProcessor": "image_processing_x.P",
+            "AutoVideoProcessor": ["video_processing_x.V", null]}}}"#;
+        let r = check_json(pre);
+        assert_eq!(rules(&r.facts), ["HFR101", "HFR101"], "{:?}", r.facts);
+        assert!(r.facts[1].message.contains("video_processing_x.py"));
         let r = check_json(r#"{"automap": {"AutoModel": "modeling_x.M"}, "_target": "os.system"}"#);
         assert!(r.facts.is_empty() && r.targets.is_empty());
     }
