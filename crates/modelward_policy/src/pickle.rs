@@ -111,7 +111,7 @@ impl Policy {
 
     fn trace_facts(&self, trace: &Trace, ctx: PickleContext, facts: &mut Vec<Fact>) {
         let arena = &trace.arena;
-        let uses = self.uses(trace);
+        let uses = self.uses(trace, ctx);
         // One entry per distinct name, in order of first appearance.
         let mut names: BTreeMap<String, NameUse> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -174,7 +174,7 @@ impl Policy {
     /// BUILD) and through the argument roles the catalog gives reviewed functions (`calls-args`,
     /// `constructs-args`, `defers-args`), including arguments that come from the memo (the same
     /// node) or from another call's result.
-    fn uses(&self, trace: &Trace) -> Uses {
+    fn uses(&self, trace: &Trace, ctx: PickleContext) -> Uses {
         let arena = &trace.arena;
         let mut uses = Uses::default();
         for ev in &trace.events {
@@ -191,7 +191,8 @@ impl Policy {
                     } else {
                         Use::Called
                     };
-                    let callee = global_id(arena, c.callee);
+                    let callee =
+                        global_id(arena, c.callee).or_else(|| torch_module_class(arena, c.callee, ctx));
                     if let Some(g) = callee {
                         uses.mark(g, direct, None, Some(*call));
                     }
@@ -226,7 +227,10 @@ impl Policy {
                                 continue;
                             }
                         };
-                        mark_value(arena, &mut uses, v, role, &how, *call, *offset);
+                        match torch_module_class(arena, v, ctx) {
+                            Some(g) => uses.mark(g, role, Some(how.clone()), Some(*call)),
+                            None => mark_value(arena, &mut uses, v, role, &how, *call, *offset),
+                        }
                     }
                 }
                 Event::Build { target, .. } => {
@@ -369,7 +373,9 @@ impl Policy {
                             );
                         }
                         _ => {
-                            if matches!(arena.node(c.callee), Some(Node::Call(_))) {
+                            if matches!(arena.node(c.callee), Some(Node::Call(_)))
+                                && torch_module_class(arena, c.callee, ctx).is_none()
+                            {
                                 facts.push(
                                     Fact::new("PKL204", "calls the result of another call")
                                         .at(*offset)
@@ -592,6 +598,31 @@ fn global_id(arena: &Arena, v: Value) -> Option<NodeId> {
     }
 }
 
+/// In a PyTorch container, legacy `torch.save(model)` stores each `nn.Module` subclass as the
+/// persistent id `('module', cls, source_file, source)`, and torch's `persistent_load` returns
+/// `cls` itself (after comparing the source). The class is the real callee of the NEWOBJ that
+/// uses it: judge it, not "a call of a computed value".
+fn torch_module_class(arena: &Arena, v: Value, ctx: PickleContext) -> Option<NodeId> {
+    if !ctx.torch {
+        return None;
+    }
+    let Some(Node::Call(c)) = arena.node(v) else {
+        return None;
+    };
+    if c.kind != CallKind::PersistentLoad {
+        return None;
+    }
+    let Some(Node::Tuple(items)) = arena.node(c.args) else {
+        return None;
+    };
+    match (items.first().and_then(|t| arena.node(*t)), items.get(1)) {
+        (Some(Node::Str { text, .. }), Some(cls)) if text == "module" && items.len() == 4 => {
+            global_id(arena, *cls)
+        }
+        _ => None,
+    }
+}
+
 fn qualified(arena: &Arena, id: NodeId) -> Option<String> {
     match arena.get(id)? {
         Node::Global(g) => Some(g.qualified()),
@@ -616,5 +647,80 @@ fn mark_value(arena: &Arena, uses: &mut Uses, v: Value, role: Use, how: &str, ca
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelward_pickle::assemble::Assembler as A;
+    use modelward_pickle::{Limits, NoInline, scan_stream};
+
+    fn facts(p: &[u8], torch: bool) -> Vec<Fact> {
+        let scan = scan_stream(p, 0, Some(p.len() as u64), &Limits::default(), &mut NoInline);
+        Policy::builtin().pickle_facts(&scan.pickles[0], PickleContext { torch })
+    }
+
+    #[test]
+    fn a_legacy_whole_model_checkpoint_judges_the_module_class_not_a_dynamic_call() {
+        // Legacy `torch.save(model)`: the class comes from
+        // `persistent_load(('module', cls, source_file, source))`.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("torch.nn.modules.linear", "Linear")
+            .short_binunicode("linear.py")
+            .short_binunicode("class Linear(Module): ...")
+            .tuple()
+            .binpersid()
+            .empty_tuple()
+            .newobj()
+            .empty_dict()
+            .build()
+            .stop()
+            .finish();
+        let f = facts(&p, true);
+        assert!(f.iter().all(|f| f.rule != "PKL204"), "{f:?}");
+        assert!(f.iter().all(|f| f.rule != "PKL202"), "{f:?}");
+        // A user class is judged as constructed (suspicious), never as a dynamic call.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("__main__", "TinyNet")
+            .short_binunicode("train.py")
+            .short_binunicode("class TinyNet(nn.Module): ...")
+            .tuple()
+            .binpersid()
+            .empty_tuple()
+            .newobj()
+            .stop()
+            .finish();
+        let f = facts(&p, true);
+        assert!(f.iter().all(|f| f.rule != "PKL204"), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.rule == "PKL202" && f.message.contains("constructs __main__.TinyNet")),
+            "{f:?}"
+        );
+        // Outside a PyTorch container the persistent_load result stays a computed callee.
+        assert!(facts(&p, false).iter().any(|f| f.rule == "PKL204"));
+        // A dangerous class behind the persistent id is still critical.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("subprocess", "Popen")
+            .short_binunicode("x.py")
+            .short_binunicode("")
+            .tuple()
+            .binpersid()
+            .short_binunicode("id")
+            .tuple1()
+            .reduce()
+            .stop()
+            .finish();
+        assert!(facts(&p, true).iter().any(|f| f.rule == "PKL102"));
     }
 }
