@@ -292,7 +292,11 @@ fn resolvers_writers_io_constructors_and_downloaders_are_dangerous() {
         ("torchvision.datasets.mnist", "MNIST", "PKL105"),
         ("gensim.downloader", "load", "PKL105"),
         ("gensim.models.word2vec", "Word2Vec.load", "PKL104"),
-        ("gensim.models.keyedvectors", "KeyedVectors.load_word2vec_format", "PKL104"),
+        (
+            "gensim.models.keyedvectors",
+            "KeyedVectors.load_word2vec_format",
+            "PKL104",
+        ),
         ("smart_open", "open", "PKL105"),
     ] {
         let p = call(m, n, "x");
