@@ -184,6 +184,23 @@ struct Walker {
     counts: std::collections::HashMap<&'static str, usize>,
     /// Layer names from the root to the object being visited.
     path: Vec<String>,
+    /// An HDF5 `model_config`: Keras 2 objects carry no `module`, so a class name Keras does
+    /// not know is resolved through `custom_objects` or a registered package.
+    h5: bool,
+}
+
+/// Names Keras resolves by itself (`keras_classes.txt`).
+fn keras_known(name: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            include_str!("keras_classes.txt")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect()
+        })
+        .contains(name)
 }
 
 impl Walker {
@@ -296,6 +313,21 @@ impl Walker {
         };
         if let Some(class) = class {
             self.serialized(m, class, config);
+            if self.h5
+                && m.get("module").is_none_or(Value::is_null)
+                && !class.starts_with("__")
+                && !keras_known(class)
+            {
+                let f = Fact::new(
+                    "KRS104",
+                    format!(
+                        "{} is a {class}, not a Keras class: Keras resolves it through custom_objects or a registered package",
+                        self.here()
+                    ),
+                )
+                .evidence(format!("class_name={}", quote(&clip(class))));
+                self.push(f);
+            }
         }
         // A `__lambda__` was reported whole by `serialized`.
         if class != Some("__lambda__") {
@@ -772,7 +804,10 @@ pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
             return facts;
         }
     };
-    let mut w = Walker::default();
+    let mut w = Walker {
+        h5: true,
+        ..Walker::default()
+    };
     for (name, text) in &rep.configs {
         w.config(text, name);
     }
@@ -1041,6 +1076,23 @@ mod config_tests {
         // Keras' own layers stay quiet; an unreviewed foreign class stays medium.
         assert!(rules(&obj("keras.layers", "Dense", "Dense")).is_empty());
         assert_eq!(rules(&obj("mylib.layers", "Custom", "mylib>Custom")), ["KRS104"]);
+    }
+
+    #[test]
+    fn an_hdf5_config_class_keras_does_not_know_is_suspicious() {
+        let cfg = r#"{"class_name": "Sequential", "config": {"name": "s", "layers": [
+            {"class_name": "Dense", "config": {"name": "d", "kernel_initializer": {"class_name": "GlorotUniform", "config": {}}}},
+            {"class_name": "MyAttention", "config": {"name": "att"}}]}}"#;
+        let mut w = Walker {
+            h5: true,
+            ..Walker::default()
+        };
+        w.config(cfg, "model_config");
+        let facts = w.finish();
+        assert_eq!(facts.len(), 1, "{facts:?}");
+        assert!(facts[0].rule == "KRS104" && facts[0].message.contains("MyAttention"));
+        // The same config in a .keras file is judged by its module keys instead.
+        assert!(rules(cfg).is_empty());
     }
 
     #[test]
