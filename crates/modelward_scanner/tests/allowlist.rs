@@ -298,6 +298,22 @@ fn resolvers_writers_io_constructors_and_downloaders_are_dangerous() {
             "PKL104",
         ),
         ("smart_open", "open", "PKL105"),
+        // Pickle loading paths of ML frameworks (Hide and Seek, 2025).
+        ("fairseq.checkpoint_utils", "load_checkpoint_to_cpu", "PKL104"),
+        ("mmengine.runner.checkpoint", "_load_checkpoint", "PKL104"),
+        (
+            "lightning.pytorch.core.module",
+            "LightningModule.load_from_checkpoint",
+            "PKL104",
+        ),
+        (
+            "nemo.core.connectors.save_restore_connector",
+            "SaveRestoreConnector.restore_from",
+            "PKL104",
+        ),
+        ("keras.datasets.imdb", "load_data", "PKL104"),
+        ("datasets", "load_from_disk", "PKL104"),
+        ("sklearn.datasets", "fetch_openml", "PKL105"),
     ] {
         let p = call(m, n, "x");
         assert!(has(&p, rule), "{m}.{n}: {}", messages(&p));
