@@ -679,3 +679,35 @@ fn a_write_into_a_startup_location_is_a_chain_and_a_model_named_pth_is_not() {
         .finish();
     assert!(!has(&p, "CHN103"), "{}", messages(&p));
 }
+
+// ---- 4. protocol 0 with long lines --------------------------------------------------------------
+
+#[test]
+fn long_protocol_0_text_lines_are_read_not_reported_as_malformed() {
+    // A Python 2 pickle of a dict holding one 300 KB str (a vocabulary in one STRING).
+    let long = "a".repeat(300_000);
+    let p = A::new()
+        .op(modelward_pickle::Opcode::MARK)
+        .op(modelward_pickle::Opcode::DICT)
+        .string("k")
+        .string(&long)
+        .setitem()
+        .stop()
+        .finish();
+    let r = scan(&p);
+    assert_eq!(r.verdict.as_str(), "clean", "{}", messages(&p));
+    // The payload after a long line is still seen.
+    let p = A::new()
+        .op(modelward_pickle::Opcode::MARK)
+        .op(modelward_pickle::Opcode::DICT)
+        .string("k")
+        .string(&long)
+        .setitem()
+        .pop()
+        .mark()
+        .string("id")
+        .inst("posix", "system")
+        .stop()
+        .finish();
+    assert_eq!(verdict(&p), "malicious", "{}", messages(&p));
+}
