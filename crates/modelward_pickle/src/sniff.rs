@@ -76,10 +76,7 @@ fn probe(head: &[u8]) -> bool {
             // A protocol-0 text opcode whose line runs past the head (a vocabulary in one
             // STRING) after an opening that decoded cleanly: the real unpickler reads on.
             Step::NeedMore => {
-                let long_text = match head.get(pos..) {
-                    Some([b'S', b'\'' | b'"', ..]) | Some([b'V', ..]) => true,
-                    _ => false,
-                };
+                let long_text = matches!(head.get(pos..), Some([b'S', b'\'' | b'"', ..] | [b'V', ..]));
                 return decoded >= 4 || (decoded >= 1 && long_text);
             }
             Step::Err(_) => return false,
