@@ -355,12 +355,13 @@ pub fn check_yaml_text(text: &str) -> HfReport {
     if text.len() > MAX_TEXT {
         return out.finish();
     }
+    let directives = tag_directives(text);
     let mut offset = 0usize;
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let line_at = offset;
         offset += line.len();
         let code = strip_yaml_comment(line);
-        yaml_tags(code, line_at, n + 1, &mut out);
+        yaml_tags(code, line_at, n + 1, &directives, &mut out);
         yaml_targets(code, line_at, &mut out);
     }
     out.finish()
@@ -388,47 +389,137 @@ fn in_quotes(code: &str, at: usize) -> bool {
     before.matches('"').count() % 2 == 1 || before.matches('\'').count() % 2 == 1
 }
 
-fn yaml_tags(code: &str, line_at: usize, line_no: usize, out: &mut Out) {
-    if code.trim_start().starts_with("%TAG") && code.contains("tag:yaml.org,2002:python/") {
-        out.push(
-            Fact::new(
-                "HFR105",
-                format!("line {line_no}: a %TAG directive maps a handle to PyYAML's Python tags"),
+/// PyYAML's standard tag prefix; `!!x` is `tag:yaml.org,2002:x` unless a `%TAG !!` says otherwise.
+const YAML_CORE: &str = "tag:yaml.org,2002:";
+
+/// Decodes `%XX` escapes the way PyYAML's `scan_uri_escapes` does (invalid escapes are kept).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| (*c as char).to_digit(16)),
+                b.get(i + 2).and_then(|c| (*c as char).to_digit(16)),
             )
-            .at(line_at as u64)
-            .evidence(clip(code.trim_end(), EVIDENCE_CHARS)),
-        );
-        return;
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
     }
-    for prefix in ["!!", "tag:yaml.org,2002:"] {
-        let mut from = 0;
-        while let Some(i) = code[from..].find(prefix) {
-            let at = from + i;
-            from = at + prefix.len();
-            let rest = &code[from..];
-            let Some(tag) = PYTHON_TAGS.iter().find(|t| rest.starts_with(**t)) else {
-                continue;
-            };
-            if prefix == "!!" && in_quotes(code, at) {
-                continue;
-            }
-            let target: String = rest[tag.len()..]
-                .chars()
-                .take_while(|c| !c.is_whitespace() && !matches!(c, '>' | ',' | ']' | '}' | '\'' | '"'))
-                .collect();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `%TAG` directives of the document: handle -> prefix (decoded).
+fn tag_directives(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for line in text.lines().take(100_000) {
+        let mut parts = line.split_whitespace();
+        if parts.next() == Some("%TAG")
+            && let (Some(handle), Some(prefix)) = (parts.next(), parts.next())
+            && out.len() < 64
+        {
+            out.push((handle.to_owned(), percent_decode(prefix)));
+        }
+    }
+    out
+}
+
+/// Resolves a tag token (`!!python/%6Fbject/apply:os.system`, `!<tag:...>`, `!p!object/...`) to
+/// the full tag PyYAML would construct with.
+fn resolve_tag(token: &str, directives: &[(String, String)]) -> Option<String> {
+    if let Some(v) = token.strip_prefix("!<") {
+        return Some(percent_decode(v.split('>').next().unwrap_or(v)));
+    }
+    let rest = &token[1..];
+    let (handle, suffix) = match rest.find('!') {
+        Some(i) => (&token[..i + 2], &rest[i + 1..]),
+        None => ("!", rest),
+    };
+    let prefix = directives
+        .iter()
+        .rev()
+        .find(|(h, _)| h == handle)
+        .map(|(_, p)| p.as_str())
+        .or(match handle {
+            "!!" => Some(YAML_CORE),
+            "!" => Some("!"),
+            _ => None,
+        })?;
+    Some(format!("{prefix}{}", percent_decode(suffix)))
+}
+
+fn yaml_tags(code: &str, line_at: usize, line_no: usize, directives: &[(String, String)], out: &mut Out) {
+    if code.trim_start().starts_with("%TAG") {
+        let d = tag_directives(code);
+        if d.iter()
+            .any(|(_, p)| p.starts_with(&format!("{YAML_CORE}python/")))
+        {
             out.push(
                 Fact::new(
                     "HFR105",
-                    format!(
-                        "line {line_no}: the PyYAML tag !!{}{} constructs Python objects when the file is loaded unsafely",
-                        tag,
-                        clip(&target, 120)
-                    ),
+                    format!("line {line_no}: a %TAG directive maps a handle to PyYAML's Python tags"),
                 )
-                .at((line_at + at) as u64)
-                .evidence(clip(code.trim(), EVIDENCE_CHARS)),
+                .at(line_at as u64)
+                .evidence(clip(code.trim_end(), EVIDENCE_CHARS)),
             );
         }
+        return;
+    }
+    let bytes = code.as_bytes();
+    for (at, _) in code.match_indices('!') {
+        // A tag starts a node: at the line start or after whitespace or a flow indicator.
+        let starts_node = at == 0 || matches!(bytes[at - 1], b' ' | b'\t' | b'[' | b'{' | b',');
+        if !starts_node || in_quotes(code, at) {
+            continue;
+        }
+        let token: String = if code[at..].starts_with("!<") {
+            code[at..]
+                .chars()
+                .take_while(|c| *c != '>')
+                .chain(">".chars())
+                .collect()
+        } else {
+            code[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '\'' | '"'))
+                .collect()
+        };
+        let Some(tag) = resolve_tag(&token, directives) else {
+            continue;
+        };
+        let Some(python) = tag
+            .strip_prefix(YAML_CORE)
+            .and_then(|t| t.strip_prefix("python/"))
+        else {
+            continue;
+        };
+        let python = format!("python/{python}");
+        let Some(kind) = PYTHON_TAGS.iter().find(|t| python.starts_with(**t)) else {
+            continue;
+        };
+        let target = &python[kind.len()..];
+        let written = if token.starts_with("!!") && tag == format!("{YAML_CORE}{}", &token[2..]) {
+            String::new()
+        } else {
+            format!(" (written {})", clip(&token, 120))
+        };
+        out.push(
+            Fact::new(
+                "HFR105",
+                format!(
+                    "line {line_no}: the PyYAML tag !!{}{}{written} constructs Python objects when the file is loaded unsafely",
+                    kind,
+                    clip(target, 120)
+                ),
+            )
+            .at((line_at + at) as u64)
+            .evidence(clip(code.trim(), EVIDENCE_CHARS)),
+        );
     }
 }
 
@@ -795,7 +886,12 @@ mod tests {
             "%TAG !p! tag:yaml.org,2002:python/\n---\na: !p!object/apply:os.system ['id']\n",
         ] {
             let r = check_yaml_text(y);
-            assert_eq!(rules(&r.facts), ["HFR105"], "{y}");
+            // A %TAG directive is reported on its own line and on each tag that uses it.
+            assert!(
+                !r.facts.is_empty() && rules(&r.facts).iter().all(|c| *c == "HFR105"),
+                "{y}"
+            );
+            assert!(r.facts.iter().any(|f| f.message.contains("!!python/")), "{y}");
         }
         let f = &check_yaml_text("x: 1\na: !!python/object/apply:os.system ['id']\n").facts[0];
         assert!(f.message.contains("os.system") && f.message.starts_with("line 2"));
@@ -808,6 +904,68 @@ mod tests {
         ] {
             assert_eq!(check_yaml_text(y), HfReport::default(), "{y}");
         }
+    }
+
+    #[test]
+    fn yaml_tags_are_decoded_the_way_pyyaml_resolves_them() {
+        for (text, name) in [
+            ("a: !!python/%6Fbject/apply:os.system ['id']\n", "os.system"),
+            ("a: !!python/object/apply:%6Fs.system ['id']\n", "os.system"),
+            (
+                "a: !<tag:yaml.org,2002:python/%6Fbject/apply:os.system> ['id']\n",
+                "os.system",
+            ),
+            (
+                "%TAG !y! tag:yaml.org,2002:\n---\na: !y!python/object/apply:os.system ['id']\n",
+                "os.system",
+            ),
+            (
+                "%TAG !! tag:yaml.org,2002:%70ython/\n---\na: !!object/new:subprocess.Popen [['id']]\n",
+                "subprocess.Popen",
+            ),
+            (
+                "%TAG ! tag:yaml.org,2002:python/\n---\na: !name:builtins.eval\n",
+                "builtins.eval",
+            ),
+            ("- [1, !!python/name:builtins.exec ]\n", "builtins.exec"),
+        ] {
+            let facts = check_yaml_text(text).facts;
+            assert!(
+                facts
+                    .iter()
+                    .any(|f| f.rule == "HFR105" && f.message.contains(name)),
+                "{text:?}: {facts:?}"
+            );
+        }
+        // Look-alikes: a local tag, a %-escape of something harmless, a quoted or commented tag,
+        // a handle that maps elsewhere.
+        for text in [
+            "a: !python/object/apply:os.system ['id']\n",
+            "a: !!python/%74uple [1, 2]\n",
+            "a: '!!python/%6Fbject/apply:os.system'\n",
+            "# a: !<tag:yaml.org,2002:python/object/apply:os.system>\n",
+            "%TAG !y! tag:example.com,2000:\n---\na: !y!python/object/apply:os.system ['id']\n",
+            "title: Wow !!! great\n",
+        ] {
+            assert!(check_yaml_text(text).facts.is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_are_decoded_before_matching() {
+        let r = check_json(
+            r#"{"auto_m\u0061p": {"AutoModel": "modeling_x.M"}, "a": {"_t\u0061rget_": "o\u0073.system"}}"#,
+        );
+        assert!(r.facts.iter().any(|f| f.rule == "HFR101"), "{:?}", r.facts);
+        assert_eq!(r.targets.first().map(|t| t.0.as_str()), Some("os.system"));
+        // Any config a loader reads (processor, image and video preprocessors), nested too.
+        let pre = r#"{"processor": {"auto_map": {"AutoImageProcessor": "image_processing_x.P",
+            "AutoVideoProcessor": ["video_processing_x.V", null]}}}"#;
+        let r = check_json(pre);
+        assert_eq!(rules(&r.facts), ["HFR101", "HFR101"], "{:?}", r.facts);
+        assert!(r.facts[1].message.contains("video_processing_x.py"));
+        let r = check_json(r#"{"automap": {"AutoModel": "modeling_x.M"}, "_target": "os.system"}"#);
+        assert!(r.facts.is_empty() && r.targets.is_empty());
     }
 
     #[test]

@@ -6,7 +6,12 @@ use modelward_diagnostics::Fact;
 use modelward_pickle::machine::Event;
 use modelward_pickle::{Arena, Inline, InlineHook, Node, Value};
 
-const WRAPPER: &str = "joblib.numpy_pickle.NumpyArrayWrapper";
+/// The wrapper class, under joblib's own name and the copy scikit-learn < 0.23 vendored as
+/// `sklearn.externals.joblib` (same format, same inline array bytes).
+const WRAPPERS: [&str; 2] = [
+    "joblib.numpy_pickle.NumpyArrayWrapper",
+    "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+];
 
 /// Length of the old `ZF` header: `ZF` and the payload length in hex, padded to 19 characters.
 pub const ZFILE_HEADER: u64 = 21;
@@ -64,7 +69,7 @@ fn dtype_info(arena: &Arena, events: &[Event], dtype: Value) -> Option<(String, 
 
 impl InlineHook for JoblibHook {
     fn after_build(&mut self, arena: &Arena, events: &[Event], target: Value, state: Value) -> Inline {
-        if class_name(arena, target).as_deref() != Some(WRAPPER) {
+        if !class_name(arena, target).is_some_and(|c| WRAPPERS.contains(&c.as_str())) {
             return Inline::None;
         }
         let offset = events.iter().rev().find_map(|e| match e {

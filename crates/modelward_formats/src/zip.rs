@@ -72,6 +72,8 @@ pub struct ZipEntry {
     pub origin: Origin,
     /// 1 for the first entry of this name, 2 for the second copy, ...
     pub copy: u32,
+    /// Unix file mode from the central directory's external attributes (0 when absent).
+    pub unix_mode: u32,
 }
 
 impl ZipEntry {
@@ -91,6 +93,17 @@ impl ZipEntry {
     /// Whether the name is a directory.
     pub fn is_dir(&self) -> bool {
         self.name.ends_with('/')
+    }
+
+    /// What the member is when extracted: a zip written on Unix can hold symbolic links (mode
+    /// `S_IFLNK`; the link target is the member's data, not read here) that extractors
+    /// honouring modes (`unzip`, `shutil.unpack_archive` with some backends) create.
+    pub fn member_kind(&self) -> crate::member_path::MemberKind {
+        match self.unix_mode & 0o170000 {
+            0o120000 => crate::member_path::MemberKind::Symlink("(the member's data)".into()),
+            0o020000 | 0o060000 | 0o010000 => crate::member_path::MemberKind::Device,
+            _ => crate::member_path::MemberKind::File,
+        }
     }
 }
 
@@ -349,6 +362,11 @@ pub fn list<R: ReadSeek + ?Sized>(r: &mut R, len: u64, limits: ZipLimits) -> Res
             data_offset: None,
             origin: Origin::CentralDirectory,
             copy: 1,
+            unix_mode: if cd[i + 5] == 3 {
+                u32le(&cd, i + 38) >> 16
+            } else {
+                0
+            },
         });
         listed += 1;
         i += 46 + nlen + xlen + clen;
@@ -501,6 +519,7 @@ fn walk_local<R: ReadSeek + ?Sized>(
                 data_offset: Some(lh.data_offset),
                 origin: Origin::LocalOnly,
                 copy: 1,
+                unix_mode: 0,
             });
             if sized {
                 pos = data_end;

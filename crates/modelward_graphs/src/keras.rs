@@ -184,6 +184,23 @@ struct Walker {
     counts: std::collections::HashMap<&'static str, usize>,
     /// Layer names from the root to the object being visited.
     path: Vec<String>,
+    /// An HDF5 `model_config`: Keras 2 objects carry no `module`, so a class name Keras does
+    /// not know is resolved through `custom_objects` or a registered package.
+    h5: bool,
+}
+
+/// Names Keras resolves by itself (`keras_classes.txt`).
+fn keras_known(name: &str) -> bool {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    KNOWN
+        .get_or_init(|| {
+            include_str!("keras_classes.txt")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect()
+        })
+        .contains(name)
 }
 
 impl Walker {
@@ -299,6 +316,21 @@ impl Walker {
         };
         if let Some(class) = class {
             self.serialized(m, class, config);
+            if self.h5
+                && m.get("module").is_none_or(Value::is_null)
+                && !class.starts_with("__")
+                && !keras_known(class)
+            {
+                let f = Fact::new(
+                    "KRS104",
+                    format!(
+                        "{} is a {class}, not a Keras class: Keras resolves it through custom_objects or a registered package",
+                        self.here()
+                    ),
+                )
+                .evidence(format!("class_name={}", quote(&clip(class))));
+                self.push(f);
+            }
         }
         // A `__lambda__` was reported whole by `serialized`.
         if class != Some("__lambda__") {
@@ -398,6 +430,55 @@ impl Walker {
                 Some(Value::String(code)) if ty == Some("lambda") => {
                     self.lambda(Some(code), "Keras 2 lambda");
                 }
+                // No type, or one Keras does not write: whatever Keras would do with it, the
+                // layer runs a function of the file's choosing. Marshal bytes as base64 are
+                // decoded; anything else (source text, a name) is reported with what it uses.
+                Some(Value::String(code))
+                    if key == "function" && ty.is_none_or(|t| t != "lambda" && t != "function") =>
+                {
+                    if b64(code).is_some_and(|b| marshal::summarize(&b).co_name.is_some()) {
+                        self.lambda(Some(code), "Keras 2 lambda (no function_type)");
+                    } else {
+                        let uses: Vec<&str> = DANGEROUS_CODE_NAMES
+                            .iter()
+                            .copied()
+                            .filter(|n| code.contains(n))
+                            .collect();
+                        let (rule, msg) = if uses.is_empty() {
+                            ("KRS101", "Lambda layer's function is given as text".to_owned())
+                        } else {
+                            (
+                                "KRS102",
+                                format!("Lambda layer's function text uses {}", uses.join(", ")),
+                            )
+                        };
+                        let f = Fact::new(rule, format!("{}: {msg}", self.here()))
+                            .evidence(format!("function = {}", quote(&clip(code))));
+                        self.push(f);
+                    }
+                }
+                Some(Value::Object(o))
+                    if key == "function"
+                        && o.get("class_name").and_then(Value::as_str) != Some("__lambda__") =>
+                {
+                    let f = Fact::new(
+                        "KRS101",
+                        format!(
+                            "{}: Lambda layer's function is a serialized object Keras deserializes and calls",
+                            self.here()
+                        ),
+                    )
+                    .evidence(format!("function = {}", render_short(&Value::Object(o.clone()))));
+                    self.push(f);
+                }
+                None if key == "function" => {
+                    let f = Fact::new(
+                        "KRS101",
+                        format!("{} holds a Lambda without a function", self.here()),
+                    )
+                    .evidence("Keras 2 Lambda config".to_owned());
+                    self.push(f);
+                }
                 Some(Value::String(func)) if ty == Some("function") => {
                     let module_key = if key == "function" {
                         "module".to_owned()
@@ -409,8 +490,14 @@ impl Walker {
                         Some(m) => format!("{m}.{func}"),
                         None => func.clone(),
                     };
-                    let dangerous =
-                        module.is_some_and(is_dangerous_module) || DANGEROUS_NAMES.contains(&func.as_str());
+                    let dangerous = module.is_some_and(is_dangerous_module)
+                        || DANGEROUS_NAMES.contains(&func.as_str())
+                        || module.is_some_and(|m| {
+                            matches!(
+                                global_policy().resolve(m, func).judgement,
+                                modelward_policy::Judgement::Dangerous(_)
+                            )
+                        });
                     let keras_own =
                         module.is_some_and(|m| KERAS_ROOTS.contains(&m.split('.').next().unwrap_or(m)));
                     let (rule, msg) = if dangerous {
@@ -475,6 +562,34 @@ impl Walker {
     fn module_ref(&mut self, module: &str, target: &str, registered: Option<&str>) {
         let root = module.split('.').next().unwrap_or(module);
         let full = format!("{module}.{target}");
+        let ev = match registered {
+            Some(r) if r != target => {
+                format!("module={module} class_name/config={target} registered_name={r}")
+            }
+            _ => format!("module={module} name={target}"),
+        };
+        // What Keras imports (`importlib.import_module(module)`, then the attribute) is judged
+        // by the same policy as a pickle global: dangerous there is critical here, whatever the
+        // namespace (CVE-2025-1550, -8747, -9906, -12058).
+        let resolved = global_policy().resolve(module, target);
+        if let modelward_policy::Judgement::Dangerous(entry) = &resolved.judgement {
+            let via = if resolved.path != full {
+                format!(" ({}: {})", resolved.path, resolved.via.describe())
+            } else {
+                String::new()
+            };
+            let f = Fact::new(
+                "KRS103",
+                format!(
+                    "{} resolves {full}{via}: importing and calling it runs code or touches the system",
+                    self.here()
+                ),
+            )
+            .evidence(ev)
+            .why(entry.reason.clone());
+            self.push(f);
+            return;
+        }
         let dangerous_target = DANGEROUS_NAMES.contains(&target);
         if KERAS_ROOTS.contains(&root)
             || (root == "tensorflow"
@@ -490,12 +605,6 @@ impl Walker {
             // the function itself is looked up in the custom objects.
             return;
         }
-        let ev = match registered {
-            Some(r) if r != target => {
-                format!("module={module} class_name/config={target} registered_name={r}")
-            }
-            _ => format!("module={module} name={target}"),
-        };
         if dangerous_target || (module != "builtins" && is_dangerous_module(module)) {
             let f = Fact::new(
                 "KRS103",
@@ -515,6 +624,13 @@ impl Walker {
             self.push(f);
         }
     }
+}
+
+/// The built-in global-name policy (the catalog of `modelward_policy`), for what a config makes
+/// Keras import.
+fn global_policy() -> &'static modelward_policy::GlobalPolicy {
+    static P: std::sync::OnceLock<modelward_policy::GlobalPolicy> = std::sync::OnceLock::new();
+    P.get_or_init(modelward_policy::GlobalPolicy::builtin)
 }
 
 /// The base64 code of `[code, defaults, closure]` when it decodes to a marshalled code object.
@@ -691,7 +807,10 @@ pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
             return facts;
         }
     };
-    let mut w = Walker::default();
+    let mut w = Walker {
+        h5: true,
+        ..Walker::default()
+    };
     for (name, text) in &rep.configs {
         w.config(text, name);
     }
@@ -940,6 +1059,80 @@ mod config_tests {
         let f = check_config(cfg);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].message.contains("layer 'seq/exec'"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn what_keras_would_import_is_judged_by_the_global_policy() {
+        let obj = |module: &str, class: &str, registered: &str| {
+            format!(
+                r#"{{"module": "{module}", "class_name": "{class}", "config": {{"name": "x"}}, "registered_name": "{registered}"}}"#
+            )
+        };
+        // Dangerous anywhere, also under Keras' own namespace and through a private path.
+        for (m, c) in [
+            ("subprocess", "Popen"),
+            ("keras.src.utils.file_utils", "get_file"),
+            (
+                "keras.src.saving.serialization_lib",
+                "enable_unsafe_deserialization",
+            ),
+            ("hydra.utils", "instantiate"),
+            ("datasets.utils.py_utils", "FunctionType"),
+        ] {
+            let facts = check_config(&obj(m, c, c));
+            assert!(
+                facts.iter().any(|f| f.rule == "KRS103" && f.why.is_some()),
+                "{m}.{c}: {facts:?}"
+            );
+        }
+        // Keras' own layers stay quiet; an unreviewed foreign class stays medium.
+        assert!(rules(&obj("keras.layers", "Dense", "Dense")).is_empty());
+        assert_eq!(rules(&obj("mylib.layers", "Custom", "mylib>Custom")), ["KRS104"]);
+    }
+
+    #[test]
+    fn an_hdf5_config_class_keras_does_not_know_is_suspicious() {
+        let cfg = r#"{"class_name": "Sequential", "config": {"name": "s", "layers": [
+            {"class_name": "Dense", "config": {"name": "d", "kernel_initializer": {"class_name": "GlorotUniform", "config": {}}}},
+            {"class_name": "MyAttention", "config": {"name": "att"}}]}}"#;
+        let mut w = Walker {
+            h5: true,
+            ..Walker::default()
+        };
+        w.config(cfg, "model_config");
+        let facts = w.finish();
+        assert_eq!(facts.len(), 1, "{facts:?}");
+        assert!(facts[0].rule == "KRS104" && facts[0].message.contains("MyAttention"));
+        // The same config in a .keras file is judged by its module keys instead.
+        assert!(rules(cfg).is_empty());
+    }
+
+    #[test]
+    fn a_keras2_lambda_is_found_whatever_the_form_of_its_function() {
+        let lambda = |function: &str| {
+            format!(
+                r#"{{"class_name": "Sequential", "config": {{"name": "s", "layers": [{{"class_name": "Lambda",
+                "config": {{"name": "l", "function": {function}}}}}]}}}}"#
+            )
+        };
+        // Source text without a function_type, naming os.
+        assert_eq!(
+            rules(&lambda(r#""lambda x: __import__('os').system('id')""#)),
+            ["KRS102"]
+        );
+        // Harmless-looking source text is still code.
+        assert_eq!(rules(&lambda(r#""lambda x: x * 2""#)), ["KRS101"]);
+        // A serialized object Keras deserializes and calls.
+        assert_eq!(
+            rules(&lambda(r#"{"class_name": "MyFn", "config": {}}"#)),
+            ["KRS101"]
+        );
+        // No function at all.
+        let none = r#"{"class_name": "Lambda", "config": {"name": "l"}}"#;
+        assert_eq!(rules(none), ["KRS101"]);
+        // A plain Dense layer with a string field is not a Lambda.
+        let dense = r#"{"class_name": "Dense", "config": {"name": "d", "activation": "relu"}}"#;
+        assert!(rules(dense).is_empty());
     }
 
     #[test]

@@ -579,3 +579,82 @@ mod tests {
         assert_eq!(bits_of(0), None);
     }
 }
+
+/// Checks the external-data files of a model that sits on disk at `model`: a location that
+/// resolves outside the model's folder once symbolic links are followed, or that passes through
+/// a symbolic link in the folder at all, lets the model read (and `save_external_data` write)
+/// files of the attacker's choosing (CVE-2026-27489/34446). Lexical escapes (absolute paths,
+/// `a/../..`) are reported by [`check_model`]; this adds what only the file system shows.
+pub fn check_external_files(model: &std::path::Path, locations: &[String]) -> Vec<Fact> {
+    use std::path::{Component, Path};
+    let mut out = Vec::new();
+    let dir = match model.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(canon_dir) = dir.canonicalize() else {
+        return out;
+    };
+    for l in locations.iter().take(MAX_FACTS_PER_RULE) {
+        if path_escapes(l) {
+            continue;
+        }
+        let normal = l.replace('\\', "/");
+        let mut p = dir.to_path_buf();
+        let mut link = None;
+        for comp in Path::new(&normal).components() {
+            match comp {
+                Component::Normal(c) => {
+                    p.push(c);
+                    if link.is_none() && p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                        link = Some(p.clone());
+                    }
+                }
+                Component::ParentDir => {
+                    p.pop();
+                }
+                _ => {}
+            }
+        }
+        let resolved = p.canonicalize().ok();
+        let outside = resolved.as_ref().is_some_and(|c| !c.starts_with(&canon_dir));
+        let why = match (&link, outside) {
+            (Some(s), true) => format!(
+                "goes through the symbolic link {} and resolves outside the model folder",
+                s.display()
+            ),
+            (Some(s), false) => format!("goes through the symbolic link {}", s.display()),
+            (None, true) => "resolves outside the model folder".to_owned(),
+            (None, false) => continue,
+        };
+        out.push(
+            Fact::new("ONX103", format!("external data {l:?} {why}")).evidence(format!(
+                "external_data location = {l:?} -> {}",
+                resolved.map_or_else(|| "(does not resolve)".to_owned(), |c| c.display().to_string())
+            )),
+        );
+    }
+    out
+}
+
+#[cfg(all(test, unix))]
+mod external_file_tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_in_the_model_folder_is_found_and_a_plain_file_is_not() {
+        let base = std::env::temp_dir().join(format!("modelward-onnx-ext-{}", std::process::id()));
+        let dir = base.join("model");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(base.join("secret"), b"x").unwrap();
+        std::fs::write(dir.join("plain.data"), b"x").unwrap();
+        let _ = std::fs::remove_file(dir.join("link.data"));
+        std::os::unix::fs::symlink(base.join("secret"), dir.join("link.data")).unwrap();
+        let model = dir.join("m.onnx");
+        let f = check_external_files(&model, &["link.data".into()]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("symbolic link") && f[0].message.contains("outside"));
+        assert!(check_external_files(&model, &["plain.data".into(), "sub/../plain.data".into()]).is_empty());
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}

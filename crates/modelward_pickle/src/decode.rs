@@ -11,6 +11,9 @@ use std::fmt;
 
 /// Longest text line (protocol 0 arguments) accepted before the line is called malformed.
 pub const MAX_LINE: usize = 64 * 1024;
+/// Longest text line read at all (protocol 0 `STRING`/`UNICODE`/`INT`...): the default string
+/// budget. Longer is malformed; the reader's window grows to this only for such a line.
+pub const MAX_LONG_LINE: usize = 16 << 20;
 
 /// A decoded instruction.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,9 +214,11 @@ impl<'a> Cursor<'a> {
     /// One line without its `\n`, and the position after the `\n`.
     fn line(&self, from: usize) -> Result<(&'a [u8], usize), Short> {
         let rest = self.window.get(from..).unwrap_or_default();
-        match rest.iter().take(MAX_LINE + 1).position(|&b| b == b'\n') {
+        // Real protocol-0 files hold long text lines (a vocabulary in one STRING): read up to the
+        // string budget, asking the reader for more rather than calling the line malformed.
+        match rest.iter().take(MAX_LONG_LINE + 1).position(|&b| b == b'\n') {
             Some(n) => Ok((&rest[..n], from + n + 1)),
-            None if rest.len() > MAX_LINE => Err(self.bad("line too long")),
+            None if rest.len() > MAX_LONG_LINE => Err(self.bad("line too long")),
             None if self.abs(self.window.len()) >= self.input_end => Err(self.truncated()),
             None => Err(Short::More),
         }

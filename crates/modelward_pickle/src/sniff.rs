@@ -73,7 +73,12 @@ fn probe(head: &[u8]) -> bool {
         let ins = match decode_one(head, pos, 0, u64::MAX, 1 << 20) {
             Step::Ok(ins) => ins,
             // The head ends inside an instruction: judge on what was seen.
-            Step::NeedMore => return decoded >= 4,
+            // A protocol-0 text opcode whose line runs past the head (a vocabulary in one
+            // STRING) after an opening that decoded cleanly: the real unpickler reads on.
+            Step::NeedMore => {
+                let long_text = matches!(head.get(pos..), Some([b'S', b'\'' | b'"', ..] | [b'V', ..]));
+                return decoded >= 4 || (decoded >= 1 && long_text);
+            }
             Step::Err(_) => return false,
         };
         if decoded == 0
@@ -115,6 +120,10 @@ mod tests {
         assert!(looks_like_pickle(b"(lp0\nS'a'\np1\naS'b'\np2\na."));
         assert!(looks_like_pickle(b"cbuiltins\nexec\nX\xff\xff\xff"));
         assert!(looks_like_pickle(b"]q\x00(K\x01K\x02e."));
+        // The fourth instruction is a STRING longer than the head.
+        let mut long = b"(dS'k'\nS'".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 8192));
+        assert!(looks_like_pickle(&long));
     }
 
     #[test]

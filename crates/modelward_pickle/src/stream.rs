@@ -2,7 +2,7 @@
 //! operands larger than the window skipped rather than held, raw data between pickles
 //! (joblib arrays, torch storages) stepped over on request.
 
-use crate::decode::{DecodeError, Instruction, MAX_LINE, Step, decode_one};
+use crate::decode::{DecodeError, Instruction, MAX_LINE, MAX_LONG_LINE, Step, decode_one};
 use crate::limits::{LimitKind, Limits};
 use crate::machine::{Event, Flow, Machine};
 use crate::value::{Arena, Value};
@@ -186,12 +186,25 @@ impl<S: Source> Reader<S> {
     /// Decodes the next instruction (not consumed until [`Reader::advance`]).
     pub fn next_instruction(&mut self) -> io::Result<Step<'_>> {
         self.ensure(LOOKAHEAD)?;
-        let input_end = self.end;
-        if matches!(
-            decode_one(&self.buf, self.pos, self.base, input_end, self.max_inline),
-            Step::NeedMore
-        ) {
-            self.ensure(self.max_inline + LOOKAHEAD)?;
+        // Grow the window (doubling, up to a long text line) while the instruction needs more.
+        let mut want = self.max_inline + LOOKAHEAD;
+        loop {
+            let input_end = self.end;
+            if !matches!(
+                decode_one(&self.buf, self.pos, self.base, input_end, self.max_inline),
+                Step::NeedMore
+            ) {
+                break;
+            }
+            let had = self.buf.len() - self.pos;
+            if self.eof || had >= MAX_LONG_LINE + LOOKAHEAD {
+                break;
+            }
+            self.ensure(want.max(had + 1))?;
+            if self.buf.len() - self.pos == had {
+                break;
+            }
+            want = want.saturating_mul(2).min(MAX_LONG_LINE + LOOKAHEAD);
         }
         let input_end = self.end;
         Ok(decode_one(

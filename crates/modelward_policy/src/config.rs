@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub struct AllowGlobal {
     /// Dotted name.
     pub name: String,
-    /// `exact` (default), `prefix` or `prefix-classes`.
+    /// `exact` (default) or `prefix` (a team's own package; the built-in allow list is exact only).
     #[serde(default = "exact")]
     pub r#match: crate::globals::Match,
     /// Mandatory: why this is safe.

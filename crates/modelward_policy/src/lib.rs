@@ -7,13 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod chains;
 pub mod config;
 pub mod globals;
 pub mod pickle;
 
 pub use catalog::{Catalog, Rule};
+pub use chains::Chains;
 pub use config::{AllowGlobal, Config};
-pub use globals::{Entry, GlobalPolicy, Judgement, Match};
+pub use globals::{Alias, Entry, GlobalPolicy, Judgement, Match, Resolved, Via};
 pub use pickle::PickleContext;
 
 use modelward_diagnostics::{Fact, Finding, Location, Severity};
@@ -58,6 +60,22 @@ pub(crate) fn intern_rule(code: &str) -> &'static str {
         .copied()
         .find(|c| *c == code)
         .unwrap_or("PKL101")
+}
+
+/// Rule codes chain entries may name.
+const CHAIN_RULES: [&str; 3] = ["CHN101", "CHN102", "CHN103"];
+
+pub(crate) fn intern_chain(code: &str) -> &'static str {
+    CHAIN_RULES
+        .iter()
+        .copied()
+        .find(|c| *c == code)
+        .unwrap_or("CHN101")
+}
+
+fn chains() -> &'static Chains {
+    static C: std::sync::OnceLock<Chains> = std::sync::OnceLock::new();
+    C.get_or_init(Chains::builtin)
 }
 
 /// The compiled policy: shared by every scanning thread.
@@ -117,13 +135,13 @@ impl Policy {
         p.ignore = cfg.ignore.clone();
         p.overrides = cfg.severity_overrides.clone();
         for a in &cfg.allow_globals {
-            p.globals.allow(Entry {
-                name: a.name.clone(),
-                matching: a.r#match,
-                rule: None,
-                reason: a.reason.clone(),
-                source: path.clone(),
-            });
+            p.globals.allow(Entry::plain(
+                a.name.clone(),
+                a.r#match,
+                None,
+                a.reason.clone(),
+                path.clone(),
+            ));
             p.allow_hits.push(AtomicU64::new(0));
             p.user_allows.push(a.clone());
         }
@@ -138,6 +156,12 @@ impl Policy {
     /// The global-name lists.
     pub fn globals(&self) -> &GlobalPolicy {
         &self.globals
+    }
+
+    /// The one judging function for an imported name, used by `scan` (through
+    /// [`Policy::pickle_facts`]), `explain` and config targets alike.
+    pub fn judge_global(&self, module: &str, name: &str) -> Resolved<'_> {
+        self.globals.resolve(module, name)
     }
 
     /// Whether findings of this rule are reported.
@@ -175,6 +199,30 @@ impl Policy {
                 .or_else(|| rule.map(|r| r.summary.clone()))
                 .unwrap_or_default(),
         })
+    }
+
+    /// Adds the chain findings (`catalog/chains.toml`) of one file's findings: steps that
+    /// together form remote code execution are reported as the chain, naming its steps.
+    pub fn add_chain_findings(&self, findings: &mut Vec<Finding>) {
+        let chains = chains();
+        let mut extra = Vec::new();
+        for (chain, hits) in chains.evaluate(findings) {
+            let steps: Vec<String> = hits
+                .iter()
+                .map(|(step, f)| format!("{step}: {} {} ({})", f.rule, f.message, f.location))
+                .collect();
+            let Some(first) = hits.first() else { continue };
+            let fact = Fact::new(
+                crate::intern_chain(&chain.code),
+                format!("{} steps form a chain: {}", hits.len(), steps.join("; ")),
+            )
+            .why(chain.reason.clone());
+            let base = Location::file(first.1.location.path.clone());
+            if let Some(f) = self.finding(fact, &base) {
+                extra.push(f);
+            }
+        }
+        findings.extend(extra);
     }
 
     fn note_allow_hit(&self, entry: &Entry) {
@@ -220,6 +268,14 @@ mod tests {
             );
         }
         assert!(p.catalog().rules().len() >= 30);
+        for c in Chains::builtin().chains() {
+            assert!(CHAIN_RULES.contains(&c.code.as_str()), "{}", c.code);
+            assert!(
+                p.catalog().get(&c.code).is_some(),
+                "chain rule {} not in rules.toml",
+                c.code
+            );
+        }
     }
 
     fn judge(q: &str) -> String {

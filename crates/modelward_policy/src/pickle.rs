@@ -14,15 +14,66 @@ pub struct PickleContext {
     pub torch: bool,
 }
 
+/// How a trace uses an imported name, weakest first. Only a name that is called, constructed,
+/// given its state by BUILD, or handed to a call can run code at load time; a name that is only
+/// stored as a value (a function kept as a model attribute) cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Use {
+    /// Only imported and stored as a value.
+    #[default]
+    Stored,
+    /// Given directly as an argument to a call.
+    Passed,
+    /// BUILD sets the state of an instance of it, or of the object itself.
+    Built,
+    /// Instantiated (`NEWOBJ`, or by a reconstruction helper).
+    Constructed,
+    /// Called (`REDUCE`/`OBJ`/`INST`, or by a function that calls its argument).
+    Called,
+}
+
+impl Use {
+    fn verb(self) -> &'static str {
+        match self {
+            Use::Stored => "imports",
+            Use::Passed => "passes",
+            Use::Built => "sets the state of",
+            Use::Constructed => "constructs",
+            Use::Called => "calls",
+        }
+    }
+}
+
 struct NameUse {
     module: String,
     name: String,
     written: Option<String>,
     offset: u64,
     count: u64,
-    /// Best call to show: a real call beats a `__new__`.
+    /// Best call to show.
     call: Option<NodeId>,
-    called_as_function: bool,
+    usage: Use,
+    /// How the strongest use came about, when not directly (`called through functools.partial`).
+    how: Option<String>,
+}
+
+/// The strongest use of each imported node, with how it came about and a call to show.
+#[derive(Default)]
+struct Uses {
+    of: HashMap<NodeId, (Use, Option<String>, Option<NodeId>)>,
+    /// Calls of a computed value reached through a trampoline: (offset, call, how).
+    dynamic: Vec<(u64, NodeId, String)>,
+}
+
+impl Uses {
+    fn mark(&mut self, id: NodeId, usage: Use, how: Option<String>, call: Option<NodeId>) {
+        let e = self.of.entry(id).or_insert((Use::Stored, None, None));
+        if usage > e.0 {
+            *e = (usage, how, call.or(e.2));
+        } else if e.2.is_none() {
+            e.2 = call;
+        }
+    }
 }
 
 fn is_dunder_or_module_walk(name: &str) -> bool {
@@ -60,18 +111,9 @@ impl Policy {
 
     fn trace_facts(&self, trace: &Trace, ctx: PickleContext, facts: &mut Vec<Fact>) {
         let arena = &trace.arena;
-        // Which calls each imported name receives.
-        let mut calls_of: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-        for ev in &trace.events {
-            if let Event::Call { call, .. } = ev
-                && let Some(Node::Call(c)) = arena.get(*call)
-                && let Some(g) = global_id(arena, c.callee)
-            {
-                calls_of.entry(g).or_default().push(*call);
-            }
-        }
+        let uses = self.uses(trace, ctx);
         // One entry per distinct name, in order of first appearance.
-        let mut uses: BTreeMap<String, NameUse> = BTreeMap::new();
+        let mut names: BTreeMap<String, NameUse> = BTreeMap::new();
         let mut order: Vec<String> = Vec::new();
         for ev in &trace.events {
             let Event::Import { global, offset, .. } = ev else {
@@ -81,26 +123,21 @@ impl Policy {
                 continue;
             };
             let key = g.qualified();
-            let calls = calls_of.get(global).map(Vec::as_slice).unwrap_or(&[]);
-            let best = calls
-                .iter()
-                .copied()
-                .find(|c| matches!(arena.get(*c), Some(Node::Call(k)) if !k.kind.only_allocates()))
-                .or_else(|| calls.first().copied());
-            let called_fn = calls
-                .iter()
-                .any(|c| matches!(arena.get(*c), Some(Node::Call(k)) if !k.kind.only_allocates()));
-            match uses.get_mut(&key) {
+            let (usage, how, call) = uses.of.get(global).cloned().unwrap_or_default();
+            match names.get_mut(&key) {
                 Some(u) => {
                     u.count += 1;
-                    if u.call.is_none() || (called_fn && !u.called_as_function) {
-                        u.call = best.or(u.call);
+                    if usage > u.usage {
+                        u.usage = usage;
+                        u.how = how;
+                        u.call = call.or(u.call);
+                    } else if u.call.is_none() {
+                        u.call = call;
                     }
-                    u.called_as_function |= called_fn;
                 }
                 None => {
                     order.push(key.clone());
-                    uses.insert(
+                    names.insert(
                         key,
                         NameUse {
                             module: g.module.clone(),
@@ -108,26 +145,121 @@ impl Policy {
                             written: g.written.clone(),
                             offset: *offset,
                             count: 1,
-                            call: best,
-                            called_as_function: called_fn,
+                            call,
+                            usage,
+                            how,
                         },
                     );
                 }
             }
         }
         for key in &order {
-            let u = &uses[key];
+            let u = &names[key];
             if let Some(f) = self.name_fact(arena, u) {
                 facts.push(f);
             }
+        }
+        for (offset, call, how) in uses.dynamic {
+            facts.push(
+                Fact::new("PKL204", format!("calls the result of another call ({how})"))
+                    .at(offset)
+                    .evidence(render(arena, Value::Node(call))),
+            );
         }
         self.event_facts(trace, ctx, facts);
         self.end_facts(trace, facts);
     }
 
+    /// How the trace uses each imported name: directly (the callee of a call, the target of a
+    /// BUILD) and through the argument roles the catalog gives reviewed functions (`calls-args`,
+    /// `constructs-args`, `defers-args`), including arguments that come from the memo (the same
+    /// node) or from another call's result.
+    fn uses(&self, trace: &Trace, ctx: PickleContext) -> Uses {
+        let arena = &trace.arena;
+        let mut uses = Uses::default();
+        for ev in &trace.events {
+            match ev {
+                Event::Call { call, offset } => {
+                    let Some(Node::Call(c)) = arena.get(*call) else {
+                        continue;
+                    };
+                    if c.kind == CallKind::PersistentLoad {
+                        continue;
+                    }
+                    let direct = if c.kind.only_allocates() {
+                        Use::Constructed
+                    } else {
+                        Use::Called
+                    };
+                    let callee =
+                        global_id(arena, c.callee).or_else(|| torch_module_class(arena, c.callee, ctx));
+                    if let Some(g) = callee {
+                        uses.mark(g, direct, None, Some(*call));
+                    }
+                    // Calling a partial (anything that defers an argument) calls that argument.
+                    if let Some(Node::Call(inner)) = arena.node(c.callee)
+                        && let Some(q) = global_id(arena, inner.callee).and_then(|g| qualified(arena, g))
+                        && let Some(entry) = self.globals().safe_entry(&q)
+                    {
+                        let how = format!("called through {q}");
+                        for &i in &entry.defers_args {
+                            if let Some(v) = arg(arena, inner.args, i) {
+                                mark_value(arena, &mut uses, v, Use::Called, &how, *call, *offset);
+                            }
+                        }
+                    }
+                    let entry = callee
+                        .and_then(|g| qualified(arena, g))
+                        .and_then(|q| self.globals().safe_entry(&q).map(|e| (q, e)));
+                    for (i, v) in args(arena, c.args).into_iter().enumerate() {
+                        let (role, how) = match &entry {
+                            Some((q, e)) if e.calls_args.contains(&i) => {
+                                (Use::Called, format!("{q} calls its argument {i}"))
+                            }
+                            Some((q, e)) if e.constructs_args.contains(&i) => {
+                                (Use::Constructed, format!("{q} instantiates its argument {i}"))
+                            }
+                            Some((_, e)) if e.defers_args.contains(&i) => continue,
+                            _ => {
+                                if let Some(g) = global_id(arena, v) {
+                                    uses.mark(g, Use::Passed, None, Some(*call));
+                                }
+                                continue;
+                            }
+                        };
+                        match torch_module_class(arena, v, ctx) {
+                            Some(g) => uses.mark(g, role, Some(how.clone()), Some(*call)),
+                            None => mark_value(arena, &mut uses, v, role, &how, *call, *offset),
+                        }
+                    }
+                }
+                Event::Build { target, .. } => {
+                    if let Some(Node::Call(c)) = arena.node(*target)
+                        && let Some(g) = global_id(arena, c.callee)
+                    {
+                        uses.mark(g, Use::Built, None, None);
+                    }
+                }
+                Event::SetAttr { target, .. } | Event::Mutate { target, .. } => {
+                    if let Some(g) = global_id(arena, *target) {
+                        uses.mark(g, Use::Built, None, None);
+                    }
+                }
+                Event::InjectSetState { value, .. } => {
+                    if let Some(g) = global_id(arena, *value) {
+                        uses.mark(g, Use::Called, Some("installed as __setstate__".into()), None);
+                    }
+                }
+                _ => {}
+            }
+        }
+        uses
+    }
+
     fn name_fact(&self, arena: &Arena, u: &NameUse) -> Option<Fact> {
         let qualified = format!("{}.{}", u.module, u.name);
-        let (judgement, path) = self.globals().judge_path(&u.module, &u.name);
+        let resolved = self.judge_global(&u.module, &u.name);
+        let path = resolved.path.clone();
         let evidence = match u.call {
             Some(c) => render(arena, Value::Node(c)),
             None => format!("from {} import {}", u.module, u.name),
@@ -141,23 +273,22 @@ impl Policy {
             Some(w) => format!(" (written as {w})"),
             None => String::new(),
         };
-        let action = if u.called_as_function {
-            "calls"
-        } else if u.call.is_some() {
-            "constructs"
-        } else {
-            "imports"
+        let action = u.usage.verb();
+        let how = match &u.how {
+            Some(h) => format!(" ({h})"),
+            None => String::new(),
         };
-        match judgement {
+        match resolved.judgement {
             Judgement::Dangerous(entry) => {
+                // Dangerous whatever the use: a stored reference is one trampoline away from a call.
                 let rule = crate::intern_rule(entry.rule.as_deref().unwrap_or("PKL101"));
                 let via = if path != qualified {
-                    format!(" (reaches {path} through attributes)")
+                    format!(" (reaches {path}: {})", resolved.via.describe())
                 } else {
                     String::new()
                 };
                 Some(
-                    Fact::new(rule, format!("{action} {qualified}{written}{via}{times}"))
+                    Fact::new(rule, format!("{action} {qualified}{written}{via}{how}{times}"))
                         .at(u.offset)
                         .evidence(evidence)
                         .why(entry.reason.clone()),
@@ -175,12 +306,24 @@ impl Policy {
                             .evidence(evidence),
                     );
                 }
-                let function_call = u.called_as_function && !class_like(&u.name);
+                if u.usage == Use::Stored {
+                    return Some(
+                        Fact::new(
+                            "PKL205",
+                            format!(
+                                "imports {qualified}{written}{times} only to store it as a value (never called, constructed, given state or passed to a call); not on the reviewed list"
+                            ),
+                        )
+                        .at(u.offset)
+                        .evidence(evidence),
+                    );
+                }
+                let function_call = u.usage == Use::Called && !class_like(&u.name);
                 if function_call && ecosystem.is_none() {
                     Some(
                         Fact::new(
                             "PKL201",
-                            format!("calls {qualified}{written}{times}, a function on no reviewed list"),
+                            format!("calls {qualified}{written}{how}{times}, a function on no reviewed list"),
                         )
                         .at(u.offset)
                         .evidence(evidence),
@@ -193,7 +336,9 @@ impl Policy {
                     Some(
                         Fact::new(
                             "PKL202",
-                            format!("{action} {qualified}{written}{times}{lib}; not on the reviewed list"),
+                            format!(
+                                "{action} {qualified}{written}{how}{times}{lib}; not on the reviewed list"
+                            ),
                         )
                         .at(u.offset)
                         .evidence(evidence),
@@ -228,7 +373,9 @@ impl Policy {
                             );
                         }
                         _ => {
-                            if matches!(arena.node(c.callee), Some(Node::Call(_))) {
+                            if matches!(arena.node(c.callee), Some(Node::Call(_)))
+                                && torch_module_class(arena, c.callee, ctx).is_none()
+                            {
                                 facts.push(
                                     Fact::new("PKL204", "calls the result of another call")
                                         .at(*offset)
@@ -391,16 +538,22 @@ impl Policy {
     fn end_facts(&self, trace: &Trace, facts: &mut Vec<Fact>) {
         match &trace.end_reason {
             End::Stop | End::Limit(_) => {}
-            End::Error(e) => facts.push(
-                Fact::new(
+            End::Error(e) => {
+                let mut f = Fact::new(
                     "PKL501",
                     format!(
                         "malformed pickle: {}; {} instruction(s) before it were analysed",
                         e.kind, trace.ops
                     ),
                 )
-                .at(e.offset),
-            ),
+                .at(e.offset);
+                if trace.ops == 0 && trace.events.is_empty() {
+                    // Nothing decodes before the break (a 1-byte `\x80`, spaCy's empty msgpack
+                    // map): the unpickler raises before it can run anything.
+                    f = f.severity(Severity::Low);
+                }
+                facts.push(f);
+            }
             End::Eof => facts.push(
                 Fact::new(
                     "PKL501",
@@ -420,6 +573,18 @@ impl Policy {
     }
 }
 
+/// The positional arguments of a call (its args tuple), or the single value.
+fn args(arena: &Arena, v: Value) -> Vec<Value> {
+    match arena.node(v) {
+        Some(Node::Tuple(items)) => items.clone(),
+        _ => vec![v],
+    }
+}
+
+fn arg(arena: &Arena, v: Value, i: usize) -> Option<Value> {
+    args(arena, v).get(i).copied()
+}
+
 fn global_id(arena: &Arena, v: Value) -> Option<NodeId> {
     match arena.node(v)? {
         Node::Global(_) => match v {
@@ -430,5 +595,132 @@ fn global_id(arena: &Arena, v: Value) -> Option<NodeId> {
             resolved: Some(id), ..
         } => Some(*id),
         _ => None,
+    }
+}
+
+/// In a PyTorch container, legacy `torch.save(model)` stores each `nn.Module` subclass as the
+/// persistent id `('module', cls, source_file, source)`, and torch's `persistent_load` returns
+/// `cls` itself (after comparing the source). The class is the real callee of the NEWOBJ that
+/// uses it: judge it, not "a call of a computed value".
+fn torch_module_class(arena: &Arena, v: Value, ctx: PickleContext) -> Option<NodeId> {
+    if !ctx.torch {
+        return None;
+    }
+    let Some(Node::Call(c)) = arena.node(v) else {
+        return None;
+    };
+    if c.kind != CallKind::PersistentLoad {
+        return None;
+    }
+    let Some(Node::Tuple(items)) = arena.node(c.args) else {
+        return None;
+    };
+    match (items.first().and_then(|t| arena.node(*t)), items.get(1)) {
+        (Some(Node::Str { text, .. }), Some(cls)) if text == "module" && items.len() == 4 => {
+            global_id(arena, *cls)
+        }
+        _ => None,
+    }
+}
+
+fn qualified(arena: &Arena, id: NodeId) -> Option<String> {
+    match arena.get(id)? {
+        Node::Global(g) => Some(g.qualified()),
+        _ => None,
+    }
+}
+
+/// Marks what a trampoline does with one argument: an imported name is used so; a call's result
+/// that is called is a dynamic call; the items of a tuple (the bases given to `type`) too.
+fn mark_value(arena: &Arena, uses: &mut Uses, v: Value, role: Use, how: &str, call: NodeId, offset: u64) {
+    if let Some(g) = global_id(arena, v) {
+        uses.mark(g, role, Some(how.to_owned()), Some(call));
+        return;
+    }
+    match arena.node(v) {
+        Some(Node::Call(_)) if role == Use::Called => uses.dynamic.push((offset, call, how.to_owned())),
+        Some(Node::Tuple(items)) => {
+            for item in items {
+                if let Some(g) = global_id(arena, *item) {
+                    uses.mark(g, role, Some(how.to_owned()), Some(call));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use modelward_pickle::assemble::Assembler as A;
+    use modelward_pickle::{Limits, NoInline, scan_stream};
+
+    fn facts(p: &[u8], torch: bool) -> Vec<Fact> {
+        let scan = scan_stream(p, 0, Some(p.len() as u64), &Limits::default(), &mut NoInline);
+        Policy::builtin().pickle_facts(&scan.pickles[0], PickleContext { torch })
+    }
+
+    #[test]
+    fn a_legacy_whole_model_checkpoint_judges_the_module_class_not_a_dynamic_call() {
+        // Legacy `torch.save(model)`: the class comes from
+        // `persistent_load(('module', cls, source_file, source))`.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("torch.nn.modules.linear", "Linear")
+            .short_binunicode("linear.py")
+            .short_binunicode("class Linear(Module): ...")
+            .tuple()
+            .binpersid()
+            .empty_tuple()
+            .newobj()
+            .empty_dict()
+            .build()
+            .stop()
+            .finish();
+        let f = facts(&p, true);
+        assert!(f.iter().all(|f| f.rule != "PKL204"), "{f:?}");
+        assert!(f.iter().all(|f| f.rule != "PKL202"), "{f:?}");
+        // A user class is judged as constructed (suspicious), never as a dynamic call.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("__main__", "TinyNet")
+            .short_binunicode("train.py")
+            .short_binunicode("class TinyNet(nn.Module): ...")
+            .tuple()
+            .binpersid()
+            .empty_tuple()
+            .newobj()
+            .stop()
+            .finish();
+        let f = facts(&p, true);
+        assert!(f.iter().all(|f| f.rule != "PKL204"), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|f| f.rule == "PKL202" && f.message.contains("constructs __main__.TinyNet")),
+            "{f:?}"
+        );
+        // Outside a PyTorch container the persistent_load result stays a computed callee.
+        assert!(facts(&p, false).iter().any(|f| f.rule == "PKL204"));
+        // A dangerous class behind the persistent id is still critical.
+        let p = A::new()
+            .proto(2)
+            .mark()
+            .short_binunicode("module")
+            .global("subprocess", "Popen")
+            .short_binunicode("x.py")
+            .short_binunicode("")
+            .tuple()
+            .binpersid()
+            .short_binunicode("id")
+            .tuple1()
+            .reduce()
+            .stop()
+            .finish();
+        assert!(facts(&p, true).iter().any(|f| f.rule == "PKL102"));
     }
 }

@@ -368,14 +368,12 @@ impl<'a> Engine<'a> {
                     if self.member_budget(loc) || self.over_time(loc) {
                         return archive::Next::Stop;
                     }
-                    if m.name.starts_with('/') || m.name.split('/').any(|p| p == "..") {
-                        self.fact(
-                            Fact::new(
-                                "ARC204",
-                                format!("member name {:?} leaves the extraction folder", m.name),
-                            ),
-                            loc,
-                        );
+                    // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+                    for f in m.path_facts.clone() {
+                        self.fact(f, loc);
+                    }
+                    if !m.content {
+                        return archive::Next::Continue;
                     }
                     let member_hint = match torch_tar_layout(&m.name) {
                         Some(layout) => Hint {
@@ -564,6 +562,18 @@ impl<'a> Engine<'a> {
                 None => self.unreadable(&loc.member("config.json"), "unsupported compression"),
             }
         }
+        // issue 14: skops (a zip holding a schema.json whose content is skops' node tree).
+        if let Some(schema) = listing.entries.iter().find(|e| e.name == "schema.json") {
+            let mut text = Vec::new();
+            let read = zip::raw_member(r, schema, len)
+                .and_then(|raw| compress::zip_method(schema.method, raw))
+                .map(|dec| dec.and_then(|mut d| d.by_ref().take(MAX_TEXT as u64).read_to_end(&mut text)));
+            if let Some(Ok(_)) = read {
+                for f in crate::skops_scan::facts(self.policy, &String::from_utf8_lossy(&text)) {
+                    self.fact(f, &loc.member("schema.json"));
+                }
+            }
+        }
         let mut code_files = Vec::new();
         let mut member_formats = Vec::new();
         for e in &listing.entries {
@@ -574,14 +584,9 @@ impl<'a> Engine<'a> {
                 break;
             }
             let mloc = loc.member(e.display_name());
-            if e.name.starts_with('/') || e.name.split(['/', '\\']).any(|p| p == "..") {
-                self.fact(
-                    Fact::new(
-                        "ARC204",
-                        format!("member name {:?} leaves the extraction folder", e.name),
-                    ),
-                    loc,
-                );
+            // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+            for f in modelward_formats::member_path::check(&e.name, &e.member_kind()) {
+                self.fact(f, loc);
             }
             let hint = Hint {
                 torch: layout.is_torch(),
@@ -756,6 +761,10 @@ impl<'a> Engine<'a> {
             if self.member_budget(loc) || self.over_time(loc) {
                 return archive::Next::Stop;
             }
+            // issue 14: one member-path check for every archive type (modelward_formats::member_path).
+            for f in m.path_facts.clone() {
+                self.fact(f, loc);
+            }
             let consumed = Arc::new(AtomicU64::new(m.size.max(1) / self.limits.max_ratio.max(1) + 1));
             let state = Arc::new(BoundState::default());
             let mut bounded = Bounded::new(
@@ -906,7 +915,19 @@ impl<'a> Engine<'a> {
             return Some("unknown".into());
         }
         let (name, facts) = if onnx {
-            ("onnx", onnx::check_model(&data, true))
+            ("onnx", {
+                // issue 14: external data through a symlink or outside the folder (on disk only).
+                let on_disk = loc.members.is_empty() && std::path::Path::new(&loc.path).is_file();
+                let mut facts = onnx::check_model(&data, true);
+                if on_disk {
+                    let locations = onnx::external_data_locations(&data);
+                    facts.extend(onnx::check_external_files(
+                        std::path::Path::new(&loc.path),
+                        &locations,
+                    ));
+                }
+                facts
+            })
         } else if saved {
             ("tensorflow-savedmodel", tensorflow::check_saved_model(&data))
         } else {

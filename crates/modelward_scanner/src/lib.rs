@@ -18,6 +18,7 @@
 mod engine;
 mod limits;
 mod nested;
+mod skops_scan;
 pub mod walk;
 
 pub use limits::ScanLimits;
@@ -40,6 +41,13 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// One file's findings, with the chains they form (issue 14: evidence adds up).
+    fn findings_of(&self, engine: engine::Engine<'_>) -> Vec<modelward_diagnostics::Finding> {
+        let mut findings = engine.into_findings();
+        self.policy.add_chain_findings(&mut findings);
+        findings
+    }
+
     /// A scanner with a policy and budgets.
     pub fn new(policy: Policy, limits: ScanLimits) -> Scanner {
         Scanner { policy, limits }
@@ -91,7 +99,7 @@ impl Scanner {
                 ),
                 &loc,
             );
-            report.findings = engine.into_findings();
+            report.findings = self.findings_of(engine);
             report.finish(true);
             return report;
         }
@@ -112,7 +120,7 @@ impl Scanner {
             }
         };
         report.bytes_read = count.load(Ordering::Relaxed);
-        report.findings = engine.into_findings();
+        report.findings = self.findings_of(engine);
         let known = !matches!(report.format.as_str(), "unknown");
         report.finish(known);
         report
@@ -149,7 +157,7 @@ impl Scanner {
             format,
             verdict: Verdict::Clean,
             severity: None,
-            findings: engine.into_findings(),
+            findings: self.findings_of(engine),
             size: len,
             bytes_read: count.load(Ordering::Relaxed),
             error: None,
@@ -171,7 +179,7 @@ impl Scanner {
             format: String::new(),
             verdict: Verdict::Clean,
             severity: None,
-            findings: engine.into_findings(),
+            findings: self.findings_of(engine),
             size: data.len() as u64,
             bytes_read: data.len() as u64,
             error: None,

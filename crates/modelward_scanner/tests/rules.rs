@@ -350,6 +350,41 @@ fn cases() -> Vec<Case> {
             }),
         },
         case(
+            "PKL205",
+            A::new()
+                .proto(2)
+                .empty_dict()
+                .short_binunicode("f")
+                .global("mylib.helpers", "fn")
+                .setitem()
+                .stop()
+                .finish(),
+            call("mylib.helpers", "fn", "x"),
+        ),
+        case(
+            "ARC205",
+            {
+                let mut b = tar::Builder::new(Vec::new());
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                h.set_path("model/cfg").expect("path");
+                h.set_link_name("/etc/passwd").expect("link");
+                h.set_cksum();
+                b.append(&h, &[][..]).expect("append");
+                b.into_inner().expect("tar")
+            },
+            {
+                let mut b = tar::Builder::new(Vec::new());
+                let mut h = tar::Header::new_gnu();
+                h.set_size(2);
+                h.set_path("model/cfg").expect("path");
+                h.set_cksum();
+                b.append(&h, &b"{}"[..]).expect("append");
+                b.into_inner().expect("tar")
+            },
+        ),
+        case(
             "ARC204",
             zip(&[Member::stored("../../evil.pkl", &benign())]),
             zip(&[Member::stored("good.pkl", &benign())]),

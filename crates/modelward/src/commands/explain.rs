@@ -98,11 +98,29 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             trace.start,
             trace.end
         )?;
+        // The module/name split as find_class saw it: judging `numpy._core.memmap.memmap` split
+        // at its first dot would be a different name from the one `scan` judges.
+        let split: std::collections::HashMap<String, (String, String)> = trace
+            .events
+            .iter()
+            .filter_map(|ev| match ev {
+                modelward_pickle::machine::Event::Import { global, .. } => match trace.arena.get(*global) {
+                    Some(modelward_pickle::Node::Global(g)) => {
+                        Some((g.qualified(), (g.module.clone(), g.name.clone())))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
         for line in pseudocode::pseudocode(trace) {
             let mark = match &line.subject {
                 Some(q) => {
-                    let (module, name) = q.split_once('.').unwrap_or((q, ""));
-                    match policy.globals().judge_path(module, name).0 {
+                    let (module, name) = split
+                        .get(q)
+                        .map(|(m, n)| (m.as_str(), n.as_str()))
+                        .unwrap_or_else(|| q.rsplit_once('.').unwrap_or((q, "")));
+                    match policy.judge_global(module, name).judgement {
                         Judgement::Dangerous(e) => {
                             format!("  !! dangerous ({})", e.rule.as_deref().unwrap_or(""))
                         }
