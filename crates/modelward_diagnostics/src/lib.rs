@@ -270,6 +270,36 @@ pub struct Finding {
     pub evidence: Option<String>,
     /// Why it matters.
     pub why: String,
+    /// Whether the finding comes from reading the file (static, the default, not written in
+    /// JSON) or from loading it in the sandbox (`modelward detonate`).
+    #[serde(default, skip_serializing_if = "Source::is_static")]
+    pub source: Source,
+}
+
+/// Where a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Read from the bytes; nothing was executed.
+    #[default]
+    Static,
+    /// Seen while the file was loaded by its real loader inside the sandbox.
+    Dynamic,
+}
+
+impl Source {
+    /// The lowercase name used in JSON and SARIF.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Static => "static",
+            Source::Dynamic => "dynamic",
+        }
+    }
+
+    /// For `skip_serializing_if`.
+    pub fn is_static(&self) -> bool {
+        *self == Source::Static
+    }
 }
 
 /// The result for one file.
@@ -316,6 +346,29 @@ impl FileReport {
         } else {
             Verdict::from_findings(&self.findings)
         };
+    }
+}
+
+impl FileReport {
+    /// Adds findings seen when the file was loaded in the sandbox. The verdict can only rise:
+    /// dynamic evidence never clears what the static scan found (an `error` verdict stays).
+    pub fn add_dynamic(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        let before = self.verdict;
+        self.findings.extend(findings.into_iter().map(|mut f| {
+            f.source = Source::Dynamic;
+            f
+        }));
+        let known = before != Verdict::Skipped;
+        self.finish(known);
+        let rank = |v: Verdict| match v {
+            Verdict::Malicious => 3,
+            Verdict::Suspicious => 2,
+            Verdict::Clean | Verdict::Skipped => 1,
+            Verdict::Error => 4,
+        };
+        if rank(self.verdict) <= rank(before) {
+            self.verdict = before;
+        }
     }
 }
 
@@ -436,6 +489,7 @@ mod tests {
             location: Location::file("f"),
             evidence: None,
             why: String::new(),
+            source: Source::Static,
         }
     }
 
