@@ -260,10 +260,13 @@ def main():
     sys.path[:] = _CFG["sys_path"]
     import resource
     lim = _CFG["limits"]
-    for name, value in (("RLIMIT_AS", lim["address_space"]), ("RLIMIT_CPU", lim["cpu_seconds"]),
-                        ("RLIMIT_FSIZE", lim["file_size"]), ("RLIMIT_CORE", 0)):
+    # CPU: SIGXCPU at the soft limit (reported as the CPU limit), SIGKILL a second later.
+    for name, soft, hard in (("RLIMIT_AS", lim["address_space"], lim["address_space"]),
+                             ("RLIMIT_CPU", lim["cpu_seconds"], lim["cpu_seconds"] + 1),
+                             ("RLIMIT_FSIZE", lim["file_size"], lim["file_size"]),
+                             ("RLIMIT_CORE", 0, 0)):
         try:
-            resource.setrlimit(getattr(resource, name), (value, value))
+            resource.setrlimit(getattr(resource, name), (soft, hard))
         except (ValueError, OSError) as e:
             emit("error", "setrlimit", (name, type(e).__name__))
     import _collections_abc

@@ -76,7 +76,10 @@ pub fn corpus() -> PathBuf {
 pub fn exec_pickle(code: &str) -> Vec<u8> {
     modelward_pickle::assemble::Assembler::new()
         .proto(2)
-        .call1("builtins", "exec", code)
+        .global("builtins", "exec")
+        .binunicode(code)
+        .tuple1()
+        .reduce()
         .stop()
         .finish()
 }
