@@ -140,6 +140,9 @@ def _under(path, roots):
 
 
 def _where_write(path):
+    # The interpreter's folders are read-only binds even when they live under /tmp.
+    if _under(path, _CFG["quiet_reads"]):
+        return "write"
     return "write-private" if _under(path, _CFG["private_dirs"]) else "write"
 
 
@@ -157,6 +160,13 @@ def _inside_import():
     except Exception:
         pass
     return False
+
+
+def _caller_is_library():
+    try:
+        return _library_frame(sys._getframe(3))
+    except Exception:
+        return False
 
 
 def _hook(event, args):
@@ -183,6 +193,8 @@ def _classify(event, args):
         mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
         flags = args[2] if len(args) > 2 and type(args[2]) is int else 0
         writes = any(c in mode for c in "wax+") or (flags & _WRITE_FLAGS) != 0
+        if writes and path in ("/dev/null", "/dev/stdout", "/dev/stderr"):
+            return
         if writes:
             emit(_where_write(path), "open", (path, mode or flags))
         elif not _under(path, _CFG["quiet_reads"]) and not _under(path, _CFG["private_dirs"]):
@@ -198,6 +210,10 @@ def _classify(event, args):
         # Code run by an import is the import event's business, not dynamic code of the sample.
         if _inside_import():
             return
+        # Library code compiles too (numpy parses .npy headers with ast.literal_eval); what it
+        # compiles only runs through exec, which is recorded whoever calls it.
+        if event == "compile" and _caller_is_library():
+            return
         emit("code", event, args[:2] if event == "compile" else args)
     elif event in _DLOPEN:
         emit("dlopen", event, args)
@@ -208,6 +224,9 @@ def _classify(event, args):
     elif event in _TAMPER:
         emit("tamper", event, (), once=True)
     elif event == "import":
+        # Only what the load asked for itself, not what those modules import in turn.
+        if _inside_import():
+            return
         name = args[0] if args and isinstance(args[0], str) else ""
         top = name.split(".")[0]
         if name in _DANGEROUS_MODULES or top in _DANGEROUS_MODULES:
@@ -218,8 +237,11 @@ def _classify(event, args):
 
 
 def _library_frame(f):
-    """Whether a frame is library code (a real file under the interpreter's paths)."""
+    """Whether a frame is library code: a frozen stdlib module or a real file under the
+    interpreter's paths (not this script, not code compiled from a string)."""
     name = f.f_code.co_filename
+    if name.startswith("<frozen "):
+        return True
     return not name.startswith("<") and name != __file__ and _under(name, _CFG["quiet_reads"])
 
 
@@ -230,7 +252,7 @@ def _env_read(key):
     _BUSY[0] = True
     try:
         f = sys._getframe(2)
-        skip = (os.__file__, _abc_file)
+        skip = (os.__file__, _abc_file, "<frozen os>", "<frozen _collections_abc>")
         while f is not None and f.f_code.co_filename in skip:
             f = f.f_back
         if f is not None and _library_frame(f):
@@ -331,10 +353,11 @@ class _StandIn:
     def __call__(self, *args, **kwargs):
         return _standin("call", type(self)._mw_name)()
 
-    def __setstate__(self, state):
+    # *args: BUILD and friends may reach these on the class itself as well as on instances.
+    def __setstate__(*args):
         pass
 
-    def __setitem__(self, key, value):
+    def __setitem__(*args):
         pass
 
     def __getitem__(self, key):
@@ -345,10 +368,10 @@ class _StandIn:
             raise AttributeError(name)
         return _standin(type(self)._mw_name, name)
 
-    def append(self, item):
+    def append(*args):
         pass
 
-    def extend(self, items):
+    def extend(*args):
         pass
 
 
@@ -424,7 +447,7 @@ def _prepare(loader, path, pickle, io, zipfile, struct):
         major = f.read(2)[0]
         hlen = struct.unpack("<H" if major == 1 else "<I", f.read(2 if major == 1 else 4))[0]
         header = f.read(hlen)
-        if b"'O'" not in header and b'"O"' not in header:
+        if b"O'" not in header and b'O"' not in header:  # 'descr': '|O' and friends
             return "array"
         return _load_pickles(pickle, f, max_pickles=1)
 
@@ -470,7 +493,7 @@ def _prepare(loader, path, pickle, io, zipfile, struct):
     if loader == "torch":
         def legacy():
             with open(path, "rb") as f:
-                return _load_pickles(pickle, f, persistent=True, max_pickles=4)
+                return _load_pickles(pickle, f, persistent=True, max_pickles=5)  # as torch reads them
         return legacy
     if loader == "keras":
         emit("unavailable", "keras", ("keras is not importable: nothing was loaded",))

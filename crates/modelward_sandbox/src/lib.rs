@@ -459,6 +459,12 @@ impl Sandbox {
         for f in ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives"] {
             push(&["--ro-bind-try", f, f]);
         }
+        // The private tmpfs mounts first: an interpreter that lives under /tmp (a throw-away
+        // virtualenv) is bound on top of them, not hidden by them.
+        let size = opts.tmpfs_size.to_string();
+        push(&["--proc", "/proc", "--dev", "/dev"]);
+        push(&["--size", &size, "--tmpfs", "/tmp"]);
+        push(&["--size", &size, "--tmpfs", SANDBOX_HOME]);
         let home = std::env::var_os("HOME").map(PathBuf::from);
         for root in self.python.read_only_roots() {
             // Never the whole root, the user's home or a folder holding it (a sys.path entry
@@ -470,10 +476,6 @@ impl Sandbox {
             let r = root.display().to_string();
             push(&["--ro-bind", &r, &r]);
         }
-        let size = opts.tmpfs_size.to_string();
-        push(&["--proc", "/proc", "--dev", "/dev"]);
-        push(&["--size", &size, "--tmpfs", "/tmp"]);
-        push(&["--size", &size, "--tmpfs", SANDBOX_HOME]);
         let loader = loader_path.display().to_string();
         let inner_loader = format!("{SANDBOX_DIR}/loader.py");
         push(&["--ro-bind", &loader, &inner_loader]);
