@@ -510,6 +510,38 @@ mod tests {
         );
     }
 
+    fn report(verdict: Verdict, findings: Vec<Finding>) -> FileReport {
+        FileReport {
+            path: "f".into(),
+            format: "pickle".into(),
+            verdict,
+            severity: findings.iter().map(|f| f.severity).max(),
+            findings,
+            size: 1,
+            bytes_read: 1,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn dynamic_findings_only_ever_raise_the_verdict() {
+        let mut r = report(Verdict::Malicious, vec![finding(Severity::Critical)]);
+        r.add_dynamic([finding(Severity::Info)]);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        assert_eq!(r.findings.iter().filter(|f| f.source == Source::Dynamic).count(), 1);
+        let mut r = report(Verdict::Clean, vec![]);
+        r.add_dynamic([finding(Severity::High)]);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        // An unknown format with only notes from the sandbox stays skipped, not clean.
+        let mut r = report(Verdict::Skipped, vec![]);
+        r.format = "unknown".into();
+        r.add_dynamic([finding(Severity::Low)]);
+        assert_eq!(r.verdict, Verdict::Skipped);
+        // A static finding never gets the dynamic marker in JSON.
+        let json = serde_json::to_string(&finding(Severity::Low)).unwrap();
+        assert!(!json.contains("source"), "{json}");
+    }
+
     #[test]
     fn location_renders_as_a_chain() {
         let loc = Location::file("bundle.tar.gz")

@@ -65,9 +65,15 @@ pub fn write_file(f: &FileReport, out: &mut dyn Write, opts: TextOptions) -> io:
         writeln!(out, "    error: {e}")?;
     }
     for finding in &f.findings {
+        // Findings from the sandbox are marked: they come from running the file, not reading it.
+        let dynamic = if finding.source == modelward_diagnostics::Source::Dynamic {
+            " [dynamic]"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "  {} {} {}  {}",
+            "  {} {} {}  {}{dynamic}",
             p.severity(finding.severity),
             finding.rule,
             p.wrap("2", &finding.name),

@@ -18,8 +18,8 @@ fn rule_for(kind: &str) -> Option<(&'static str, &'static str)> {
         "signal" => ("DYN110", "tried to send a signal"),
         "tamper" => ("DYN111", "hooked the interpreter"),
         "limit" => ("DYN202", "hit a sandbox limit"),
-        "error" => ("DYN204", "the loader raised"),
-        "unavailable" => ("DYN207", "was not loaded"),
+        "error" => ("DYN204", "raised"),
+        "unavailable" => ("DYN207", "was not attempted"),
         _ => return None,
     })
 }
@@ -53,7 +53,14 @@ pub(crate) fn facts(d: &Detonation) -> Vec<Fact> {
         let call = e.call();
         match seen.iter_mut().find(|(r, c, _, _)| *r == rule && *c == call) {
             Some(entry) => entry.3 += 1,
-            None => seen.push((rule, call, format!("loading {what}: {}", e.event), 1)),
+            None => {
+                // Imports are named by the module, everything else by the call.
+                let subject = match e.kind.as_str() {
+                    "import" => e.args.join(", "),
+                    _ => e.event.clone(),
+                };
+                seen.push((rule, call, format!("the load {what}: {subject}"), 1))
+            }
         }
     }
     let mut out: Vec<Fact> = seen

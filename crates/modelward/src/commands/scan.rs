@@ -148,6 +148,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         }));
     }
     let mut files = scanner.scan_targets(&targets, progress);
+    if let Some(when) = args.detonate {
+        crate::commands::detonate::detonate_scanned(&scanner, &targets, &mut files, when)?;
+    }
     files.extend(
         errors
             .into_iter()
