@@ -8,14 +8,16 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `None` (skip) when bubblewrap is missing locally; with `CI=true` a failure.
+/// `false` (skip) when bubblewrap is missing locally; with `CI=true` or
+/// `MODELWARD_REQUIRE_SANDBOX=1` a failure.
 fn have_sandbox() -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("bwrap").is_file()));
     if !found {
         assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "CI=true but bwrap is not installed"
+            !std::env::var("CI").is_ok_and(|v| v == "true")
+                && !std::env::var("MODELWARD_REQUIRE_SANDBOX").is_ok_and(|v| v == "1"),
+            "CI=true or MODELWARD_REQUIRE_SANDBOX=1, but bwrap is not installed"
         );
         eprintln!("skipping: bwrap not found on PATH");
     }
@@ -32,15 +34,25 @@ fn modelward(args: &[&str]) -> Output {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
 }
 
 fn validate(schema_path: &str, doc: &serde_json::Value) {
     let schema: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo().join(schema_path)).expect("schema")).expect("schema json");
+        serde_json::from_slice(&std::fs::read(repo().join(schema_path)).expect("schema"))
+            .expect("schema json");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).take(10).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| e.to_string())
+        .take(10)
+        .collect();
     assert!(errors.is_empty(), "{schema_path}: {}", errors.join("\n"));
 }
 
@@ -51,11 +63,22 @@ fn detonate_prints_the_behaviour_and_the_merged_verdict() {
     }
     let o = modelward(&["detonate", "demo/model.bin"]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&o.stderr));
-    assert!(text.contains("process       os.system(b'echo modelward-fixture')"), "{text}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        text.contains("process       os.system(b'echo modelward-fixture')"),
+        "{text}"
+    );
     assert!(text.contains("DYN101 load-started-process"), "{text}");
     assert!(text.contains("[dynamic]"), "{text}");
-    assert!(text.contains("PKL102"), "the static findings are there too: {text}");
+    assert!(
+        text.contains("PKL102"),
+        "the static findings are there too: {text}"
+    );
 }
 
 #[test]
@@ -63,21 +86,51 @@ fn json_and_sarif_mark_dynamic_findings_and_match_their_schemas() {
     if !have_sandbox() {
         return;
     }
-    let doc = json(&modelward(&["detonate", "-f", "json", "demo/model.bin", "demo/clean_checkpoint.pt"]));
+    let doc = json(&modelward(&[
+        "detonate",
+        "-f",
+        "json",
+        "demo/model.bin",
+        "demo/clean_checkpoint.pt",
+    ]));
     validate("docs/json-schema.json", &doc);
     let files = doc["files"].as_array().expect("files");
-    let model = files.iter().find(|f| f["path"] == "demo/model.bin").expect("model.bin");
+    let model = files
+        .iter()
+        .find(|f| f["path"] == "demo/model.bin")
+        .expect("model.bin");
     let findings = model["findings"].as_array().expect("findings");
-    assert!(findings.iter().any(|f| f["rule"] == "DYN101" && f["source"] == "dynamic"), "{findings:#?}");
-    assert!(findings.iter().any(|f| f["rule"] == "PKL102" && f.get("source").is_none()), "{findings:#?}");
-    let clean = files.iter().find(|f| f["path"] == "demo/clean_checkpoint.pt").expect("clean");
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "DYN101" && f["source"] == "dynamic"),
+        "{findings:#?}"
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule"] == "PKL102" && f.get("source").is_none()),
+        "{findings:#?}"
+    );
+    let clean = files
+        .iter()
+        .find(|f| f["path"] == "demo/clean_checkpoint.pt")
+        .expect("clean");
     assert_eq!(clean["verdict"], "clean", "{clean:#}");
 
     let sarif = json(&modelward(&["detonate", "-f", "sarif", "demo/model.bin"]));
     validate("tests/data/sarif-schema-2.1.0.json", &sarif);
     let results = sarif["runs"][0]["results"].as_array().expect("results");
-    assert!(results.iter().any(|r| r["ruleId"] == "DYN101" && r["properties"]["source"] == "dynamic"));
-    assert!(results.iter().any(|r| r["ruleId"] == "PKL102" && r["properties"].get("source").is_none()));
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "DYN101" && r["properties"]["source"] == "dynamic")
+    );
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "PKL102" && r["properties"].get("source").is_none())
+    );
 }
 
 #[test]
@@ -85,10 +138,21 @@ fn scan_detonates_only_what_the_mode_asks_for() {
     if !have_sandbox() {
         return;
     }
-    let doc = json(&modelward(&["scan", "--no-progress", "-f", "json", "--detonate=suspicious", "demo"]));
+    let doc = json(&modelward(&[
+        "scan",
+        "--no-progress",
+        "-f",
+        "json",
+        "--detonate=suspicious",
+        "demo",
+    ]));
     validate("docs/json-schema.json", &doc);
     let dynamic = |f: &serde_json::Value| {
-        f["findings"].as_array().expect("findings").iter().any(|x| x["source"] == "dynamic")
+        f["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|x| x["source"] == "dynamic")
     };
     for f in doc["files"].as_array().expect("files") {
         let suspicious = f["verdict"] == "suspicious" || f["verdict"] == "malicious";
@@ -97,7 +161,15 @@ fn scan_detonates_only_what_the_mode_asks_for() {
     // Without --detonate nothing is dynamic; with =always clean files stay clean.
     let plain = json(&modelward(&["scan", "--no-progress", "-f", "json", "demo"]));
     assert!(!plain["files"].as_array().expect("files").iter().any(dynamic));
-    let always = json(&modelward(&["scan", "--no-progress", "-f", "json", "--detonate=always", "demo/clean_checkpoint.pt", "demo/clean_array.npy"]));
+    let always = json(&modelward(&[
+        "scan",
+        "--no-progress",
+        "-f",
+        "json",
+        "--detonate=always",
+        "demo/clean_checkpoint.pt",
+        "demo/clean_array.npy",
+    ]));
     for f in always["files"].as_array().expect("files") {
         assert_eq!(f["verdict"], "clean", "{f:#}");
     }
@@ -118,7 +190,11 @@ fn a_dynamic_run_that_sees_nothing_never_lowers_the_static_verdict() {
     let f = &doc["files"][0];
     assert_eq!(f["verdict"], "malicious", "{f:#}");
     assert!(
-        !f["findings"].as_array().expect("findings").iter().any(|x| x["source"] == "dynamic" && x["severity"] != "info"),
+        !f["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|x| x["source"] == "dynamic" && x["severity"] != "info"),
         "{f:#}"
     );
 }

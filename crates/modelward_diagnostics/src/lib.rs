@@ -528,7 +528,10 @@ mod tests {
         let mut r = report(Verdict::Malicious, vec![finding(Severity::Critical)]);
         r.add_dynamic([finding(Severity::Info)]);
         assert_eq!(r.verdict, Verdict::Malicious);
-        assert_eq!(r.findings.iter().filter(|f| f.source == Source::Dynamic).count(), 1);
+        assert_eq!(
+            r.findings.iter().filter(|f| f.source == Source::Dynamic).count(),
+            1
+        );
         let mut r = report(Verdict::Clean, vec![]);
         r.add_dynamic([finding(Severity::High)]);
         assert_eq!(r.verdict, Verdict::Malicious);

@@ -475,7 +475,8 @@ def _prepare(loader, path, pickle, io, zipfile, struct):
             import pandas as fw
             return lambda: fw.read_pickle(path)
     except ImportError:
-        emit("fallback", loader, ("not importable: plain pickle with stand-ins",))
+        if loader != "keras":
+            emit("fallback", loader, ("not importable: plain pickle with stand-ins",))
     if loader in ("torch", "numpy") and zipfile.is_zipfile(path):
         if loader == "numpy":
             def npz_fallback():

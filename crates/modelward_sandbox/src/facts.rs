@@ -74,7 +74,10 @@ pub(crate) fn facts(d: &Detonation) -> Vec<Fact> {
         out.push(
             Fact::new(
                 "DYN206",
-                format!("{} framework names were replaced by recording stand-ins", standins.len()),
+                format!(
+                    "{} framework names were replaced by recording stand-ins",
+                    standins.len()
+                ),
             )
             .evidence(standins.join(", ")),
         );
@@ -82,7 +85,10 @@ pub(crate) fn facts(d: &Detonation) -> Vec<Fact> {
     if truncated {
         out.push(Fact::new(
             "DYN205",
-            format!("events beyond the limit were dropped ({} lines)", d.dropped_events),
+            format!(
+                "events beyond the limit were dropped ({} lines)",
+                d.dropped_events
+            ),
         ));
     }
     let secs = d.elapsed.as_secs_f64();

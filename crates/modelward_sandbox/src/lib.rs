@@ -37,13 +37,17 @@ pub const LOADER_PY: &str = include_str!("../python/loader.py");
 /// Where things are inside the sandbox.
 const SANDBOX_DIR: &str = "/sandbox";
 const SANDBOX_HOME: &str = "/home/sandbox";
+/// The most the address-space limit grows to for a large file.
+const MAX_ADDRESS_SPACE: u64 = 64 << 30;
 
 /// Errors: the sandbox could not be set up or started (never a finding about the file).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SandboxError {
     /// bubblewrap is not on `PATH`.
-    #[error("sandbox not available: bwrap was not found on PATH (install bubblewrap, e.g. `apt-get install bubblewrap`)")]
+    #[error(
+        "sandbox not available: bwrap was not found on PATH (install bubblewrap, e.g. `apt-get install bubblewrap`)"
+    )]
     NoBwrap,
     /// No usable Python.
     #[error("sandbox not available: {0}")]
@@ -136,7 +140,8 @@ pub struct Options {
     pub timeout: Duration,
     /// `RLIMIT_CPU`, seconds.
     pub cpu_seconds: u64,
-    /// `RLIMIT_AS`, bytes.
+    /// `RLIMIT_AS`, bytes; raised for large files to three times their size plus 2 GiB (at
+    /// most 64 GiB), since the loader holds the file in memory.
     pub address_space: u64,
     /// `RLIMIT_FSIZE`, bytes.
     pub file_size: u64,
@@ -235,9 +240,8 @@ impl Sandbox {
     pub fn discover() -> Result<Sandbox, SandboxError> {
         let bwrap = python::which("bwrap").ok_or(SandboxError::NoBwrap)?;
         let name = std::env::var("MODELWARD_PYTHON").unwrap_or_else(|_| "python3".into());
-        let py = python::which(&name).ok_or_else(|| {
-            SandboxError::Python(format!("{name} was not found on PATH (install python3)"))
-        })?;
+        let py = python::which(&name)
+            .ok_or_else(|| SandboxError::Python(format!("{name} was not found on PATH (install python3)")))?;
         Ok(Sandbox {
             bwrap,
             python: python::probe(&py)?,
@@ -255,7 +259,12 @@ impl Sandbox {
     }
 
     /// Loads `sample` with `loader` inside the sandbox and reports what happened.
-    pub fn detonate(&self, sample: &Path, loader: Loader, opts: &Options) -> Result<Detonation, SandboxError> {
+    pub fn detonate(
+        &self,
+        sample: &Path,
+        loader: Loader,
+        opts: &Options,
+    ) -> Result<Detonation, SandboxError> {
         let sample_err = |m: String| SandboxError::Sample {
             path: sample.display().to_string(),
             message: m,
@@ -270,6 +279,16 @@ impl Sandbox {
         let loader_path = work.path().join("loader.py");
         std::fs::write(&loader_path, LOADER_PY)?;
         let inner_sample = format!("{SANDBOX_DIR}/{}", inner_name(&sample, loader));
+        // Loaders hold the whole file in memory, so the address-space limit grows with the
+        // file's real size (never with what its contents claim): a big benign checkpoint must
+        // not look like a memory bomb.
+        let opts = &Options {
+            address_space: opts
+                .address_space
+                .max(meta.len().saturating_mul(3).saturating_add(2 << 30))
+                .min(MAX_ADDRESS_SPACE.max(opts.address_space)),
+            ..*opts
+        };
         let config = self.loader_config(loader, &inner_sample, opts);
         let args = self.arguments(&sample, &inner_sample, &loader_path, opts, &config);
 
@@ -300,10 +319,10 @@ impl Sandbox {
         let stderr = child.stderr.take();
         let limits = opts.events;
         let max_stderr = opts.max_stderr;
-        let ev_thread = std::thread::spawn(move || {
-            stdout.map(|s| events::collect(s, limits)).unwrap_or_default()
-        });
-        let err_thread = std::thread::spawn(move || stderr.map(|s| events::head(s, max_stderr)).unwrap_or_default());
+        let ev_thread =
+            std::thread::spawn(move || stdout.map(|s| events::collect(s, limits)).unwrap_or_default());
+        let err_thread =
+            std::thread::spawn(move || stderr.map(|s| events::head(s, max_stderr)).unwrap_or_default());
 
         let deadline = started + opts.timeout;
         let mut timed_out = false;
@@ -456,7 +475,13 @@ impl Sandbox {
             }
         }
         // The few /etc files the dynamic linker and time functions read; no passwd, no hosts.
-        for f in ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives"] {
+        for f in [
+            "/etc/ld.so.cache",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/localtime",
+            "/etc/alternatives",
+        ] {
             push(&["--ro-bind-try", f, f]);
         }
         // The private tmpfs mounts first: an interpreter that lives under /tmp (a throw-away

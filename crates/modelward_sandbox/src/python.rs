@@ -62,10 +62,15 @@ pub fn probe(python: &Path) -> Result<PythonInfo, SandboxError> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let info: PythonInfo = serde_json::from_slice(&out.stdout).map_err(|e| {
-        SandboxError::Python(format!("{} gave an unreadable answer: {e}", python.display()))
-    })?;
-    if info.version.split('.').nth(1).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0) < 8
+    let info: PythonInfo = serde_json::from_slice(&out.stdout)
+        .map_err(|e| SandboxError::Python(format!("{} gave an unreadable answer: {e}", python.display())))?;
+    if info
+        .version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0)
+        < 8
         || !info.version.starts_with("3.")
     {
         return Err(SandboxError::Python(format!(
@@ -82,7 +87,10 @@ impl PythonInfo {
     pub fn read_only_roots(&self) -> Vec<PathBuf> {
         let mut roots: Vec<PathBuf> = Vec::new();
         let mut add = |p: &Path| {
-            for q in [p.to_path_buf(), std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())] {
+            for q in [
+                p.to_path_buf(),
+                std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()),
+            ] {
                 if q.exists() {
                     roots.push(q);
                 }

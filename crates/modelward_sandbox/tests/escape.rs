@@ -45,14 +45,24 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     out
 }
 
-fn run_code(code: &str) -> Option<(modelward_sandbox::Detonation, Vec<modelward_diagnostics::Finding>, tempfile::TempDir)> {
+fn run_code(
+    code: &str,
+) -> Option<(
+    modelward_sandbox::Detonation,
+    Vec<modelward_diagnostics::Finding>,
+    tempfile::TempDir,
+)> {
     run_code_with(code, &options())
 }
 
 fn run_code_with(
     code: &str,
     opts: &Options,
-) -> Option<(modelward_sandbox::Detonation, Vec<modelward_diagnostics::Finding>, tempfile::TempDir)> {
+) -> Option<(
+    modelward_sandbox::Detonation,
+    Vec<modelward_diagnostics::Finding>,
+    tempfile::TempDir,
+)> {
     let sb = sandbox()?;
     let dir = tempfile::tempdir().unwrap();
     let p = write_sample(dir.path(), "payload.pkl", &exec_pickle(code));
@@ -66,7 +76,9 @@ fn run_code_with(
 fn a_write_to_the_hosts_tmp_lands_in_the_private_tmp_and_is_recorded() {
     let target = Path::new("/tmp").join(unique("tmp"));
     let code = format!("open({:?}, 'w').write('escaped')", target.display().to_string());
-    let Some((d, f, _dir)) = run_code(&code) else { return };
+    let Some((d, f, _dir)) = run_code(&code) else {
+        return;
+    };
     assert_eq!(d.outcome, Outcome::Finished);
     assert!(has(&f, "DYN104", &target.display().to_string()), "{f:#?}");
     assert!(!target.exists(), "{} appeared on the host", target.display());
@@ -76,7 +88,9 @@ fn a_write_to_the_hosts_tmp_lands_in_the_private_tmp_and_is_recorded() {
 fn a_write_to_the_hosts_home_fails_and_is_recorded() {
     let target = host_home().join(unique("home"));
     let code = format!("open({:?}, 'w').write('escaped')", target.display().to_string());
-    let Some((d, f, _dir)) = run_code(&code) else { return };
+    let Some((d, f, _dir)) = run_code(&code) else {
+        return;
+    };
     assert!(has(&f, "DYN103", &target.display().to_string()), "{f:#?}");
     assert!(
         d.events.iter().any(|e| e.kind == "error"),
@@ -101,7 +115,9 @@ fn persistence_through_a_pth_file_in_site_packages_fails_and_is_recorded() {
         .expect("a sys.path folder");
     let target = Path::new(&site).join(format!("{}.pth", unique("pth")));
     let code = format!("open({:?}, 'w').write('import os')", target.display().to_string());
-    let Some((_d, f, _dir)) = run_code(&code) else { return };
+    let Some((_d, f, _dir)) = run_code(&code) else {
+        return;
+    };
     assert!(has(&f, "DYN103", &target.display().to_string()), "{f:#?}");
     assert!(!target.exists(), "{} appeared on the host", target.display());
 }
@@ -114,11 +130,15 @@ fn a_connection_to_a_host_listener_fails_and_is_recorded() {
     let code = format!(
         "import socket\ns = socket.create_connection(('127.0.0.1', {port}), timeout=3)\ns.sendall(b'stolen')"
     );
-    let Some((d, f, _dir)) = run_code(&code) else { return };
+    let Some((d, f, _dir)) = run_code(&code) else {
+        return;
+    };
     assert!(has(&f, "DYN102", &port.to_string()), "{f:#?}");
     // Refused by the seccomp filter at socket(), before the (empty) network namespace matters.
     assert!(
-        d.events.iter().any(|e| e.kind == "error" && e.event == "PermissionError"),
+        d.events
+            .iter()
+            .any(|e| e.kind == "error" && e.event == "PermissionError"),
         "{:?}",
         d.events
     );
@@ -142,13 +162,20 @@ fn a_secret_in_the_hosts_home_cannot_be_read_and_the_attempt_is_recorded() {
     std::fs::remove_file(&secret_path).ok();
     let Some((d, f, _dir)) = result else { return };
     assert!(has(&f, "DYN105", &secret_path.display().to_string()), "{f:#?}");
-    assert!(!d.stderr.contains(&secret), "the secret reached the sandbox's output");
     assert!(
-        !d.events.iter().any(|e| e.args.iter().any(|a| a.contains(&secret))),
+        !d.stderr.contains(&secret),
+        "the secret reached the sandbox's output"
+    );
+    assert!(
+        !d.events
+            .iter()
+            .any(|e| e.args.iter().any(|a| a.contains(&secret))),
         "the secret reached an event"
     );
     assert!(
-        d.events.iter().any(|e| e.kind == "error" && e.event == "FileNotFoundError"),
+        d.events
+            .iter()
+            .any(|e| e.kind == "error" && e.event == "FileNotFoundError"),
         "{:?}",
         d.events
     );
@@ -157,11 +184,15 @@ fn a_secret_in_the_hosts_home_cannot_be_read_and_the_attempt_is_recorded() {
 #[test]
 fn a_fork_bomb_stops_at_its_first_fork_and_is_recorded() {
     let code = "import os\nwhile True:\n    os.fork()";
-    let Some((d, f, _dir)) = run_code(code) else { return };
+    let Some((d, f, _dir)) = run_code(code) else {
+        return;
+    };
     assert_eq!(d.outcome, Outcome::Finished);
     assert!(has(&f, "DYN101", "os.fork"), "{f:#?}");
     assert!(
-        d.events.iter().any(|e| e.kind == "error" && e.event == "PermissionError"),
+        d.events
+            .iter()
+            .any(|e| e.kind == "error" && e.event == "PermissionError"),
         "{:?}",
         d.events
     );
@@ -174,7 +205,9 @@ fn a_command_is_recorded_but_never_runs() {
     let code = format!(
         "import os, sys\nr = os.system('echo {marker} > /tmp/m')\nsys.stderr.write('system returned %r\\n' % r)\nsys.stderr.write('written: %r\\n' % os.path.exists('/tmp/m'))"
     );
-    let Some((d, f, _dir)) = run_code(&code) else { return };
+    let Some((d, f, _dir)) = run_code(&code) else {
+        return;
+    };
     assert!(has(&f, "DYN101", &marker), "{f:#?}");
     assert!(d.stderr.contains("written: False"), "{}", d.stderr);
     assert!(!d.stderr.contains("system returned 0"), "{}", d.stderr);
@@ -183,7 +216,9 @@ fn a_command_is_recorded_but_never_runs() {
 #[test]
 fn allocating_50_gb_hits_the_address_space_limit_and_is_recorded() {
     let code = "x = bytearray(50 * 1024 ** 3)";
-    let Some((d, f, _dir)) = run_code(code) else { return };
+    let Some((d, f, _dir)) = run_code(code) else {
+        return;
+    };
     assert_eq!(d.outcome, Outcome::Finished);
     assert!(rules(&f).contains(&"DYN202"), "{f:#?}");
 }
@@ -195,7 +230,9 @@ fn sleeping_forever_is_killed_by_the_wall_clock_and_is_recorded() {
         ..options()
     };
     let code = "import time\ntime.sleep(10 ** 6)";
-    let Some((d, f, _dir)) = run_code_with(code, &opts) else { return };
+    let Some((d, f, _dir)) = run_code_with(code, &opts) else {
+        return;
+    };
     assert_eq!(d.outcome, Outcome::TimedOut);
     assert!(rules(&f).contains(&"DYN201"), "{f:#?}");
     // run_code_with checked that no process of the sandbox survived the kill.
@@ -209,7 +246,9 @@ fn burning_cpu_is_stopped_by_the_cpu_limit_and_is_recorded() {
         ..options()
     };
     let code = "while True:\n    pass";
-    let Some((d, f, _dir)) = run_code_with(code, &opts) else { return };
+    let Some((d, f, _dir)) = run_code_with(code, &opts) else {
+        return;
+    };
     assert_eq!(d.outcome, Outcome::Signalled(24), "{:?}", d.events);
     assert!(rules(&f).contains(&"DYN202"), "{f:#?}");
 }
@@ -233,7 +272,10 @@ fn signals_to_the_parent_and_to_host_processes_reach_nothing_and_are_recorded() 
     victim.kill().ok();
     victim.wait().ok();
     let Some((d, f, _dir)) = result else { return };
-    assert!(victim_alive, "the host process {vpid} was killed from the sandbox");
+    assert!(
+        victim_alive,
+        "the host process {vpid} was killed from the sandbox"
+    );
     assert_eq!(d.outcome, Outcome::Finished, "{}", d.stderr);
     assert!(d.stderr.contains("still here"), "{}", d.stderr);
     assert!(has(&f, "DYN110", &vpid.to_string()), "{f:#?}");
@@ -244,7 +286,9 @@ fn signals_to_the_parent_and_to_host_processes_reach_nothing_and_are_recorded() 
 #[test]
 fn the_environment_holds_nothing_of_the_host() {
     let code = "import os, sys\nsys.stderr.write('ENV=' + repr(sorted(os.environ)) + '\\n')";
-    let Some((_d, f, _dir)) = run_code(code) else { return };
+    let Some((_d, f, _dir)) = run_code(code) else {
+        return;
+    };
     let d = _d;
     let line = d
         .stderr
@@ -271,10 +315,16 @@ fn the_seccomp_filter_refuses_namespaces_mounts_and_ptrace_but_allows_threads() 
         sys.stderr.write('personality=%d errno=%d\\n' % (r, ctypes.get_errno()))\n\
         t = threading.Thread(target=sys.stderr.write, args=('thread ran\\n',))\n\
         t.start(); t.join()";
-    let Some((d, f, _dir)) = run_code(code) else { return };
+    let Some((d, f, _dir)) = run_code(code) else {
+        return;
+    };
     // personality() is harmless and allowed without the filter: it shows the filter is on.
     for name in ["unshare", "mount", "ptrace", "personality"] {
-        assert!(d.stderr.contains(&format!("{name}=-1 errno=1\n")), "{name}: {}", d.stderr);
+        assert!(
+            d.stderr.contains(&format!("{name}=-1 errno=1\n")),
+            "{name}: {}",
+            d.stderr
+        );
     }
     assert!(d.stderr.contains("thread ran"), "{}", d.stderr);
     assert!(rules(&f).contains(&"DYN107"), "{f:#?}");
@@ -287,11 +337,21 @@ fn the_sandbox_sees_only_the_sample_the_loader_and_the_interpreter() {
         sys.stderr.write('SANDBOX=%r\\n' % sorted(os.listdir('/sandbox')))\n\
         sys.stderr.write('HOME=%r\\n' % sorted(os.listdir(os.environ['HOME'])))\n\
         sys.stderr.write('SSH=%r\\n' % os.path.exists(os.path.expanduser('~/.ssh')))";
-    let Some((d, _f, _dir)) = run_code(code) else { return };
-    assert!(d.stderr.contains("SANDBOX=['loader.py', 'model.bin']"), "{}", d.stderr);
+    let Some((d, _f, _dir)) = run_code(code) else {
+        return;
+    };
+    assert!(
+        d.stderr.contains("SANDBOX=['loader.py', 'model.bin']"),
+        "{}",
+        d.stderr
+    );
     assert!(d.stderr.contains("HOME=[]"), "{}", d.stderr);
     assert!(d.stderr.contains("SSH=False"), "{}", d.stderr);
-    let root = d.stderr.lines().find(|l| l.starts_with("ROOT=")).unwrap_or_default();
+    let root = d
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("ROOT="))
+        .unwrap_or_default();
     for hidden in ["'var'", "'opt'", "'srv'", "'mnt'", "'work'"] {
         assert!(!root.contains(hidden), "{hidden} is visible: {root}");
     }

@@ -97,7 +97,12 @@ fn detonate_one(
 /// `scan --detonate`: loads the chosen files among those just scanned (`files[i]` is the
 /// report of `targets[i]`). The sandbox being unavailable is an error; a file that fails to
 /// detonate keeps its static report and is named on stderr.
-pub fn detonate_scanned(scanner: &Scanner, targets: &[Target], files: &mut [FileReport], when: When) -> Result<()> {
+pub fn detonate_scanned(
+    scanner: &Scanner,
+    targets: &[Target],
+    files: &mut [FileReport],
+    when: When,
+) -> Result<()> {
     let sandbox = Sandbox::discover()?;
     let opts = Options::default();
     for (t, f) in targets.iter().zip(files.iter_mut()) {
@@ -139,7 +144,14 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
     let mut failed = !errors.is_empty();
     for t in &targets {
         let mut report = scanner.scan_file(t);
-        match detonate_one(&sandbox, scanner.policy(), t, &mut report, args.loader.map(Loader::from), &opts) {
+        match detonate_one(
+            &sandbox,
+            scanner.policy(),
+            t,
+            &mut report,
+            args.loader.map(Loader::from),
+            &opts,
+        ) {
             Ok(Some(d)) => behaviour.push((t.display.clone(), Some(d))),
             Ok(None) => behaviour.push((t.display.clone(), None)),
             Err(e) => {
@@ -149,8 +161,16 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
         }
         files.push(report);
     }
-    files.extend(errors.into_iter().map(|(p, e)| modelward_scanner::error_report(p, e)));
-    let report = ScanReport::new(env!("CARGO_PKG_VERSION"), files, started.elapsed().as_millis() as u64);
+    files.extend(
+        errors
+            .into_iter()
+            .map(|(p, e)| modelward_scanner::error_report(p, e)),
+    );
+    let report = ScanReport::new(
+        env!("CARGO_PKG_VERSION"),
+        files,
+        started.elapsed().as_millis() as u64,
+    );
     let mut out = BufWriter::new(std::io::stdout().lock());
     match args.format {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
@@ -160,7 +180,8 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
             for (path, d) in &behaviour {
                 write_behaviour(&mut out, path, d.as_ref())?;
             }
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let color =
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             modelward_report::text::write(&report, &mut out, TextOptions { color, verbose: true })?;
         }
     }

@@ -8,18 +8,24 @@ use modelward_sandbox::{Detonation, Loader, Options, Sandbox};
 use std::path::{Path, PathBuf};
 
 /// The sandbox, or `None` (with a message) when bwrap or python3 is missing locally. With
-/// `CI=true` a missing tool is a failure: `.ci/run` installs bubblewrap.
+/// `CI=true` (or `MODELWARD_REQUIRE_SANDBOX=1`, which `.ci/run` sets) a missing tool is a
+/// failure: `.ci/run` installs bubblewrap.
 pub fn sandbox() -> Option<Sandbox> {
     match Sandbox::discover() {
         Ok(s) => Some(s),
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("CI=true but the sandbox is not available: {e}");
+            if required() {
+                panic!("CI=true or MODELWARD_REQUIRE_SANDBOX=1, but the sandbox is not available: {e}");
             }
             eprintln!("skipping: {e}");
             None
         }
     }
+}
+
+fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("MODELWARD_REQUIRE_SANDBOX").is_ok_and(|v| v == "1")
 }
 
 /// Options with a short wall clock for tests.
@@ -34,7 +40,12 @@ pub fn detonate(sb: &Sandbox, path: &Path, loader: Loader) -> (Detonation, Vec<F
     detonate_with(sb, path, loader, &options())
 }
 
-pub fn detonate_with(sb: &Sandbox, path: &Path, loader: Loader, opts: &Options) -> (Detonation, Vec<Finding>) {
+pub fn detonate_with(
+    sb: &Sandbox,
+    path: &Path,
+    loader: Loader,
+    opts: &Options,
+) -> (Detonation, Vec<Finding>) {
     let d = sb
         .detonate(path, loader, opts)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -50,7 +61,13 @@ pub fn detonate_with(sb: &Sandbox, path: &Path, loader: Loader, opts: &Options) 
         eprintln!("    {line}");
     }
     for f in &findings {
-        eprintln!("  {} {} {} | {}", f.severity, f.rule, f.message, f.evidence.as_deref().unwrap_or(""));
+        eprintln!(
+            "  {} {} {} | {}",
+            f.severity,
+            f.rule,
+            f.message,
+            f.evidence.as_deref().unwrap_or("")
+        );
     }
     (d, findings)
 }
