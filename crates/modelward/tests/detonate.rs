@@ -198,3 +198,16 @@ fn a_dynamic_run_that_sees_nothing_never_lowers_the_static_verdict() {
         "{f:#}"
     );
 }
+
+#[test]
+fn a_missing_interpreter_is_a_clear_error_not_a_finding() {
+    let o = Command::new(env!("CARGO_BIN_EXE_modelward"))
+        .args(["detonate", "demo/model.bin"])
+        .current_dir(repo())
+        .env("MODELWARD_PYTHON", "/nonexistent/python3")
+        .output()
+        .expect("run modelward");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("sandbox not available"), "{err}");
+}

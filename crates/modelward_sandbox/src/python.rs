@@ -82,8 +82,8 @@ pub fn probe(python: &Path) -> Result<PythonInfo, SandboxError> {
 }
 
 impl PythonInfo {
-    /// Folders to show read-only: the prefixes and every existing `sys.path` folder (zip
-    /// entries by their file), with the real paths of symlinks, nested ones dropped.
+    /// Folders to show read-only: the prefixes and the `sys.path` entries that hold installed
+    /// code (zip entries by their file), with the real paths of symlinks, nested ones dropped.
     pub fn read_only_roots(&self) -> Vec<PathBuf> {
         let mut roots: Vec<PathBuf> = Vec::new();
         let mut add = |p: &Path| {
@@ -99,8 +99,17 @@ impl PythonInfo {
         for p in &self.prefixes {
             add(p);
         }
-        for p in &self.sys_path {
-            add(Path::new(p));
+        for p in self.sys_path.iter().map(Path::new) {
+            // Installed code only: the prefixes' folders, site-packages (a virtualenv's, the
+            // user site) and zipped stdlib. A project checkout on PYTHONPATH stays hidden, with
+            // whatever `.env` files and keys it holds.
+            let installed = self.prefixes.iter().any(|pre| p.starts_with(pre))
+                || p.components()
+                    .any(|c| matches!(c.as_os_str().to_str(), Some("site-packages" | "dist-packages")))
+                || p.is_file();
+            if installed {
+                add(p);
+            }
         }
         if let Some(dir) = self.executable.parent() {
             add(dir);
@@ -114,5 +123,31 @@ impl PythonInfo {
             }
         }
         kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_installed_code_on_sys_path_is_shown() {
+        let dir = std::env::temp_dir();
+        let info = PythonInfo {
+            executable: "/usr/bin/python3.11".into(),
+            launcher: "/usr/bin/python3".into(),
+            prefixes: vec!["/usr".into()],
+            sys_path: vec![
+                "/usr/lib/python3.11".into(),
+                dir.display().to_string(),
+                "/usr/lib/python3/dist-packages".into(),
+            ],
+            version: "3.11".into(),
+        };
+        let roots = info.read_only_roots();
+        // /usr holds the stdlib and dist-packages; the temp folder (a "project" on
+        // PYTHONPATH) is not shown.
+        assert!(roots.iter().any(|r| r == Path::new("/usr")), "{roots:?}");
+        assert!(!roots.iter().any(|r| r.starts_with(&dir)), "{roots:?}");
     }
 }
