@@ -211,3 +211,34 @@ fn a_missing_interpreter_is_a_clear_error_not_a_finding() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("sandbox not available"), "{err}");
 }
+
+#[test]
+fn a_sample_that_signals_its_parents_leaves_modelward_running() {
+    if !have_sandbox() {
+        return;
+    }
+    let code = "import os\nos.kill(os.getppid(), 9)\nos.kill(1, 15)\nos.kill(-1, 9)";
+    let pickle = modelward_pickle::assemble::Assembler::new()
+        .proto(2)
+        .global("builtins", "exec")
+        .binunicode(code)
+        .tuple1()
+        .reduce()
+        .stop()
+        .finish();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("kill.pkl");
+    std::fs::write(&p, pickle).expect("write");
+    let o = modelward(&["detonate", "-f", "json", p.to_str().expect("utf-8")]);
+    // modelward finished its report (exit 1: findings reached high), it was not killed.
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = json(&o);
+    let findings = doc["files"][0]["findings"].as_array().expect("findings");
+    let kills: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["rule"] == "DYN110")
+        .filter_map(|f| f["evidence"].as_str())
+        .collect();
+    assert!(kills.contains(&"os.kill(1, 9)"), "{kills:?}");
+    assert!(kills.contains(&"os.kill(-1, 9)"), "{kills:?}");
+}

@@ -432,10 +432,9 @@ def _prepare(loader, path, pickle, io, zipfile, struct):
     def zip_pickles():
         out = None
         with zipfile.ZipFile(path) as z:
+            # The members torch itself unpickles (data.pkl; constants.pkl in TorchScript).
             for info in z.infolist()[:64]:
-                with z.open(info) as m:
-                    head = m.read(2)
-                if info.filename.endswith(".pkl") or head[:1] == b"\x80":
+                if info.filename.endswith(".pkl"):
                     with z.open(info) as m:
                         out = _load_pickles(pickle, io.BytesIO(m.read()), persistent=True)
         return out

@@ -344,16 +344,17 @@ impl Sandbox {
         let elapsed = started.elapsed();
         let stderr = String::from_utf8_lossy(&stderr).into_owned();
         let has = |kind: &str| collected.events.iter().any(|e| e.kind == kind);
+        // The exit status decides, not the loader's `done` line alone: a sample can write a
+        // fake `done` and then leave.
         let outcome = if timed_out {
             Outcome::TimedOut
-        } else if has("done") {
-            Outcome::Finished
         } else if let Some(sig) = status.signal() {
             Outcome::Signalled(sig)
         } else {
             match status.code() {
                 // bubblewrap reports a child killed by a signal as 128 + the signal.
                 Some(c) if c > 128 => Outcome::Signalled(c - 128),
+                Some(0) if has("done") => Outcome::Finished,
                 Some(c) => Outcome::Exited(c),
                 None => Outcome::Exited(-1),
             }
