@@ -14,7 +14,7 @@ import os
 _CFG = None
 _ARMED = [False]
 _BUSY = [False]
-_SENT = [0, 0]  # events, bytes
+_SENT = [0]  # events sent
 _SEEN = set()
 _EV_FD = [-1]
 
@@ -33,8 +33,9 @@ def _render(x, budget=None, depth=0):
             if str.__len__(x) > budget:
                 r += "…"
         elif isinstance(x, (bytes, bytearray)):
-            r = bytes.__repr__(bytes(x[:budget]))
-            if len(x) > budget:
+            base = bytes if isinstance(x, bytes) else bytearray
+            r = bytes.__repr__(bytes(base.__getitem__(x, slice(0, budget))))
+            if base.__len__(x) > budget:
                 r += "…"
         elif (t is tuple or t is list) and depth < 3:
             parts = [_render(i, budget, depth + 1) for i in list.__getitem__(list(x), slice(0, 8))]
@@ -87,7 +88,7 @@ def emit(kind, event, args=(), once=False):
     _SENT[0] += 1
     line = _json.dumps({"kind": kind, "event": event, "args": rendered}, ensure_ascii=True)
     if len(line) > _CFG["max_line"]:
-        rendered = [a[:200] for a in rendered[:4]] + ["…"]
+        rendered = [a[:100] for a in rendered[:4]] + ["…"]
         line = _json.dumps({"kind": kind, "event": event, "args": rendered}, ensure_ascii=True)
     _write(line + "\n")
 
