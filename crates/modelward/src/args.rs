@@ -24,6 +24,9 @@ pub enum Command {
     /// Convert a PyTorch checkpoint (zip or legacy) or numpy .npy/.npz to safetensors without
     /// running Python; refused when its pickle does more than build tensors.
     Convert(crate::commands::convert_cmd::ConvertArgs),
+    /// Load files with their real loader inside a bubblewrap sandbox and report what they try
+    /// to do, merged with the static verdict (which it can only raise). See docs/sandbox.md.
+    Detonate(crate::commands::detonate::DetonateArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.
@@ -119,6 +122,10 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also load files in the sandbox (docs/sandbox.md): those whose static verdict is
+    /// suspicious or worse, or every file. Only adds findings; never lowers a verdict.
+    #[arg(long, value_enum)]
+    pub detonate: Option<crate::commands::detonate::When>,
 }
 
 /// `modelward explain`.

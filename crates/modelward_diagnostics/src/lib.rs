@@ -272,6 +272,36 @@ pub struct Finding {
     pub evidence: Option<String>,
     /// Why it matters.
     pub why: String,
+    /// Whether the finding comes from reading the file (static, the default, not written in
+    /// JSON) or from loading it in the sandbox (`modelward detonate`).
+    #[serde(default, skip_serializing_if = "Source::is_static")]
+    pub source: Source,
+}
+
+/// Where a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Read from the bytes; nothing was executed.
+    #[default]
+    Static,
+    /// Seen while the file was loaded by its real loader inside the sandbox.
+    Dynamic,
+}
+
+impl Source {
+    /// The lowercase name used in JSON and SARIF.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Static => "static",
+            Source::Dynamic => "dynamic",
+        }
+    }
+
+    /// For `skip_serializing_if`.
+    pub fn is_static(&self) -> bool {
+        *self == Source::Static
+    }
 }
 
 /// The format name of text that is none of the text formats model loaders read.
@@ -328,6 +358,29 @@ impl FileReport {
         } else {
             Verdict::from_findings(&self.findings)
         };
+    }
+}
+
+impl FileReport {
+    /// Adds findings seen when the file was loaded in the sandbox. The verdict can only rise:
+    /// dynamic evidence never clears what the static scan found (an `error` verdict stays).
+    pub fn add_dynamic(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        let before = self.verdict;
+        self.findings.extend(findings.into_iter().map(|mut f| {
+            f.source = Source::Dynamic;
+            f
+        }));
+        let known = before != Verdict::Skipped;
+        self.finish(known);
+        let rank = |v: Verdict| match v {
+            Verdict::Malicious => 3,
+            Verdict::Suspicious => 2,
+            Verdict::Clean | Verdict::Skipped => 1,
+            Verdict::Error => 4,
+        };
+        if rank(self.verdict) <= rank(before) {
+            self.verdict = before;
+        }
     }
 }
 
@@ -471,6 +524,7 @@ mod tests {
             location: Location::file("f"),
             evidence: None,
             why: String::new(),
+            source: Source::Static,
         }
     }
 
@@ -489,6 +543,41 @@ mod tests {
             Verdict::from_findings(&[finding(Severity::Medium), finding(Severity::High)]),
             Verdict::Malicious
         );
+    }
+
+    fn report(verdict: Verdict, findings: Vec<Finding>) -> FileReport {
+        FileReport {
+            path: "f".into(),
+            format: "pickle".into(),
+            verdict,
+            severity: findings.iter().map(|f| f.severity).max(),
+            findings,
+            size: 1,
+            bytes_read: 1,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn dynamic_findings_only_ever_raise_the_verdict() {
+        let mut r = report(Verdict::Malicious, vec![finding(Severity::Critical)]);
+        r.add_dynamic([finding(Severity::Info)]);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        assert_eq!(
+            r.findings.iter().filter(|f| f.source == Source::Dynamic).count(),
+            1
+        );
+        let mut r = report(Verdict::Clean, vec![]);
+        r.add_dynamic([finding(Severity::High)]);
+        assert_eq!(r.verdict, Verdict::Malicious);
+        // An unknown format with only notes from the sandbox stays skipped, not clean.
+        let mut r = report(Verdict::Skipped, vec![]);
+        r.format = "unknown".into();
+        r.add_dynamic([finding(Severity::Low)]);
+        assert_eq!(r.verdict, Verdict::Skipped);
+        // A static finding never gets the dynamic marker in JSON.
+        let json = serde_json::to_string(&finding(Severity::Low)).unwrap();
+        assert!(!json.contains("source"), "{json}");
     }
 
     #[test]

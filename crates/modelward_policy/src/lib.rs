@@ -198,6 +198,7 @@ impl Policy {
                 .why
                 .or_else(|| rule.map(|r| r.summary.clone()))
                 .unwrap_or_default(),
+            source: modelward_diagnostics::Source::Static,
         })
     }
 

@@ -132,6 +132,10 @@ pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
             if let Some(ev) = &x.evidence {
                 result["properties"]["evidence"] = json!(ev);
             }
+            // As in JSON: absent means static (read from the bytes).
+            if x.source == modelward_diagnostics::Source::Dynamic {
+                result["properties"]["source"] = json!(x.source.as_str());
+            }
             results.push(result);
         }
     }

@@ -70,9 +70,15 @@ fn write_file_block(f: &FileReport, out: &mut dyn Write, opts: TextOptions, alwa
         writeln!(out, "    error: {e}")?;
     }
     for finding in &f.findings {
+        // Findings from the sandbox are marked: they come from running the file, not reading it.
+        let dynamic = if finding.source == modelward_diagnostics::Source::Dynamic {
+            " [dynamic]"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "  {} {} {}  {}",
+            "  {} {} {}  {}{dynamic}",
             p.severity(finding.severity),
             finding.rule,
             p.wrap("2", &finding.name),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod convert_cmd;
+pub mod detonate;
 pub mod explain;
 pub mod rules;
 pub mod scan;

@@ -152,6 +152,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         remote.is_empty().then_some(targets.len() as u64),
     );
     let mut files = scanner.scan_targets(&targets, |f| progress.file_done(f));
+    if let Some(when) = args.detonate {
+        crate::commands::detonate::detonate_scanned(&scanner, &targets, &mut files, when)?;
+    }
     let (mut transferred, mut requests) = (0, 0);
     if !remote.is_empty() {
         let opts = RemoteOptions::from_env();
