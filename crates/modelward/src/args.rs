@@ -24,6 +24,12 @@ pub enum Command {
     /// Convert a PyTorch checkpoint (zip or legacy) or numpy .npy/.npz to safetensors without
     /// running Python; refused when its pickle does more than build tensors.
     Convert(crate::commands::convert_cmd::ConvertArgs),
+    /// Write the digest manifest of a model folder (OpenSSF model signing's in-toto statement),
+    /// or compare a folder with one (`--check`).
+    Manifest(crate::commands::provenance::ManifestArgs),
+    /// Verify an OpenSSF model-signing signature (key, certificate or Sigstore) and every file
+    /// digest it lists against the folder. Offline.
+    Verify(crate::commands::provenance::VerifyArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.

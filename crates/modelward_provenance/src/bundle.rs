@@ -221,8 +221,7 @@ impl Bundle {
         }
         if raw.message_signature.is_some() && raw.dsse_envelope.is_none() {
             return Err(ProvenanceError::Unsupported(
-                "a bundle with a message signature instead of a DSSE envelope (not a model signature)"
-                    .into(),
+                "a bundle with a message signature instead of a DSSE envelope (not a model signature)".into(),
             ));
         }
         let env = raw

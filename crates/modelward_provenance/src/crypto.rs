@@ -104,7 +104,10 @@ impl PublicKey {
 /// A PEM public key file: the key, and its SubjectPublicKeyInfo.
 pub(crate) fn public_key_from_pem(text: &str, what: &str) -> Result<(PublicKey, SubjectPublicKeyInfoOwned)> {
     let spki = SubjectPublicKeyInfoOwned::from_pem(text.trim().as_bytes()).map_err(|e| {
-        ProvenanceError::malformed(what, format!("not a PEM \"PUBLIC KEY\" (SubjectPublicKeyInfo): {e}"))
+        ProvenanceError::malformed(
+            what,
+            format!("not a PEM \"PUBLIC KEY\" (SubjectPublicKeyInfo): {e}"),
+        )
     })?;
     Ok((PublicKey::from_spki(&spki, what)?, spki))
 }
@@ -232,7 +235,12 @@ impl Cert {
 /// Builds a chain from `leaf` through `intermediates` to one of `anchors`, every certificate
 /// valid at `time`, every issuer a CA whose key signed the certificate below it. Returns the
 /// anchor's subject.
-pub(crate) fn verify_chain(leaf: &Cert, intermediates: &[Cert], anchors: &[Cert], time: i64) -> Result<String> {
+pub(crate) fn verify_chain(
+    leaf: &Cert,
+    intermediates: &[Cert],
+    anchors: &[Cert],
+    time: i64,
+) -> Result<String> {
     let mut current = leaf.clone();
     let mut used = vec![false; intermediates.len()];
     for _ in 0..=intermediates.len() + 1 {

@@ -177,7 +177,14 @@ impl Manifest {
             .filter(|c| !c.is_empty())
             .collect();
         let mut files = Vec::new();
-        walk(dir, &mut Vec::new(), &ignore, options.allow_symlinks, &mut files, 0)?;
+        walk(
+            dir,
+            &mut Vec::new(),
+            &ignore,
+            options.allow_symlinks,
+            &mut files,
+            0,
+        )?;
         let mut resources = Vec::with_capacity(files.len());
         for (name, path) in files {
             resources.push(Resource {
@@ -187,8 +194,7 @@ impl Manifest {
             });
         }
         resources.sort_by(|a, b| path_order(&a.name, &b.name));
-        let mut ignore_paths: Vec<String> =
-            ignore.iter().map(|c| c.join("/")).collect::<Vec<_>>();
+        let mut ignore_paths: Vec<String> = ignore.iter().map(|c| c.join("/")).collect::<Vec<_>>();
         ignore_paths.sort();
         ignore_paths.dedup();
         Ok(Self {
@@ -357,9 +363,7 @@ impl Manifest {
         if computed != root {
             return Err(ProvenanceError::malformed(
                 what,
-                format!(
-                    "its subject digest is {root}, but its resources hash to {computed}"
-                ),
+                format!("its subject digest is {root}, but its resources hash to {computed}"),
             ));
         }
         let mut seen = std::collections::HashSet::new();
@@ -517,8 +521,7 @@ fn walk(
             if !follow {
                 return Err(ProvenanceError::Unhashable {
                     path,
-                    reason: "is a symbolic link, and symlinks are not allowed (allow_symlinks false)"
-                        .into(),
+                    reason: "is a symbolic link, and symlinks are not allowed (allow_symlinks false)".into(),
                 });
             }
             std::fs::metadata(&path).map_err(|e| ProvenanceError::io(&path, e))?

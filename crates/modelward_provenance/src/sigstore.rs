@@ -120,8 +120,8 @@ impl TrustedRoot {
                 .and_then(|r| r.as_str())
                 .ok_or_else(|| ProvenanceError::malformed(WHAT, "a tlog has no publicKey.rawBytes"))?;
             let der = b64(raw, "tlog publicKey")?;
-            let spki = SubjectPublicKeyInfoOwned::from_der(&der)
-                .map_err(|e| ProvenanceError::malformed(WHAT, e))?;
+            let spki =
+                SubjectPublicKeyInfoOwned::from_der(&der).map_err(|e| ProvenanceError::malformed(WHAT, e))?;
             let key = match PublicKey::from_spki(&spki, "tlog key") {
                 Ok(k) => k,
                 // A log whose key kind we do not verify (Ed25519 Rekor v2) is skipped.
@@ -212,12 +212,15 @@ pub(crate) fn verify(
     if !sans.iter().any(|s| s == identity) {
         return Err(ProvenanceError::bad(format!(
             "the certificate's identity is {}, not {identity}",
-            if sans.is_empty() { "absent".to_string() } else { sans.join(", ") }
+            if sans.is_empty() {
+                "absent".to_string()
+            } else {
+                sans.join(", ")
+            }
         )));
     }
-    let got = oidc_issuer(&leaf).ok_or_else(|| {
-        ProvenanceError::bad("the certificate has no Fulcio OIDC issuer extension")
-    })?;
+    let got = oidc_issuer(&leaf)
+        .ok_or_else(|| ProvenanceError::bad("the certificate has no Fulcio OIDC issuer extension"))?;
     if got != issuer {
         return Err(ProvenanceError::bad(format!(
             "the certificate's OIDC issuer is {got}, not {issuer}"
@@ -239,9 +242,7 @@ fn subject_alt_names(c: &Cert) -> Vec<String> {
     san.0
         .iter()
         .filter_map(|g| match g {
-            GeneralName::Rfc822Name(s) | GeneralName::UniformResourceIdentifier(s) => {
-                Some(s.to_string())
-            }
+            GeneralName::Rfc822Name(s) | GeneralName::UniformResourceIdentifier(s) => Some(s.to_string()),
             _ => None,
         })
         .collect()
@@ -257,7 +258,13 @@ fn oidc_issuer(c: &Cert) -> Option<String> {
 }
 
 /// Checks the Rekor entry and returns its integration time.
-fn verify_tlog(entry: &TlogEntry, root: &TrustedRoot, leaf_der: &[u8], payload: &[u8], sig: &[u8]) -> Result<i64> {
+fn verify_tlog(
+    entry: &TlogEntry,
+    root: &TrustedRoot,
+    leaf_der: &[u8],
+    payload: &[u8],
+    sig: &[u8],
+) -> Result<i64> {
     let log = root
         .logs
         .iter()
@@ -298,7 +305,13 @@ fn verify_tlog(entry: &TlogEntry, root: &TrustedRoot, leaf_der: &[u8], payload: 
         let mut leaf = vec![0u8];
         leaf.extend_from_slice(&entry.canonicalized_body);
         let leaf_hash: [u8; 32] = Sha256::digest(&leaf).into();
-        if !inclusion_ok(proof.log_index, proof.tree_size, &leaf_hash, &proof.hashes, &proof.root_hash) {
+        if !inclusion_ok(
+            proof.log_index,
+            proof.tree_size,
+            &leaf_hash,
+            &proof.hashes,
+            &proof.root_hash,
+        ) {
             return Err(ProvenanceError::bad(
                 "the transparency log inclusion proof does not lead to its root hash",
             ));
@@ -331,12 +344,18 @@ fn check_body(entry: &TlogEntry, leaf_der: &[u8], payload: &[u8], sig: &[u8]) ->
     let e = base64::engine::general_purpose::STANDARD;
     let sigs = spec["signatures"].as_array().cloned().unwrap_or_default();
     let ours = e.encode(sig);
-    let Some(s) = sigs.iter().find(|s| s["signature"].as_str() == Some(ours.as_str())) else {
+    let Some(s) = sigs
+        .iter()
+        .find(|s| s["signature"].as_str() == Some(ours.as_str()))
+    else {
         return Err(ProvenanceError::bad(
             "the transparency log entry records another signature (signature altered)",
         ));
     };
-    let verifier = s["verifier"].as_str().and_then(|v| e.decode(v).ok()).unwrap_or_default();
+    let verifier = s["verifier"]
+        .as_str()
+        .and_then(|v| e.decode(v).ok())
+        .unwrap_or_default();
     let pem_der = std::str::from_utf8(&verifier)
         .ok()
         .and_then(|p| Cert::from_pem_chain(p.as_bytes(), "log verifier").ok())

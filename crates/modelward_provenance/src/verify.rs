@@ -91,7 +91,14 @@ pub fn verify_bundle(bundle: &Bundle, method: &Method) -> Result<Verified> {
                     "the DSSE signature does not verify with the public key {what} (payload or signature altered, or another key)"
                 )));
             }
-            ("key", format!("public key {what} (sha256 of PEM {})", crypto::pem_hint(&spki).unwrap_or_default()), None)
+            (
+                "key",
+                format!(
+                    "public key {what} (sha256 of PEM {})",
+                    crypto::pem_hint(&spki).unwrap_or_default()
+                ),
+                None,
+            )
         }
         Method::CertificateChain(paths) => {
             let mut anchors = Vec::new();
@@ -105,7 +112,9 @@ pub fn verify_bundle(bundle: &Bundle, method: &Method) -> Result<Verified> {
                 .map(|d| Cert::from_der(d, "certificate in the signature"))
                 .collect::<Result<_>>()?;
             let (leaf, rest) = chain.split_first().ok_or_else(|| {
-                ProvenanceError::bad("the signature carries no certificate (signed with a key? use --public-key)")
+                ProvenanceError::bad(
+                    "the signature carries no certificate (signed with a key? use --public-key)",
+                )
             })?;
             // model-signing takes the leaf's start of validity as the signing time.
             let time = leaf.validity().0;
@@ -123,7 +132,11 @@ pub fn verify_bundle(bundle: &Bundle, method: &Method) -> Result<Verified> {
                     leaf.subject()
                 )));
             }
-            ("certificate", format!("{} (issued under {ca})", leaf.subject()), Some(time))
+            (
+                "certificate",
+                format!("{} (issued under {ca})", leaf.subject()),
+                Some(time),
+            )
         }
         Method::Sigstore {
             identity,

@@ -60,7 +60,10 @@ fn sigstore_dir() -> PathBuf {
 }
 
 fn bad(e: ProvenanceError) -> String {
-    assert!(e.is_verification_failure(), "expected a verification failure, got: {e}");
+    assert!(
+        e.is_verification_failure(),
+        "expected a verification failure, got: {e}"
+    );
     e.to_string()
 }
 
@@ -95,7 +98,11 @@ fn manifest_check_finds_added_removed_changed() {
     let (_t, d) = scratch("model_key");
     let m = Manifest::read(&fixtures().join("model_key.payload.json")).unwrap();
     assert_eq!(m.check(&d).unwrap(), vec![]);
-    std::fs::write(d.join("config.json"), "{\"model_type\": \"toy\", \"hidden_size\": 3}\n").unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        "{\"model_type\": \"toy\", \"hidden_size\": 3}\n",
+    )
+    .unwrap();
     std::fs::remove_file(d.join("tokenizer/vocab.txt")).unwrap();
     std::fs::write(d.join("extra.bin"), b"x").unwrap();
     let diff = m.check(&d).unwrap();
@@ -227,7 +234,10 @@ fn tampered_envelope_fails() {
         ("sigstore_v1.1.0/model", sigstore_method(IDENTITY, ISSUER)),
     ];
     for (name, method) in cases {
-        for (what, f) in [("payload", flip_payload as fn(&mut Vec<u8>, &mut Vec<u8>)), ("signature", flip_sig)] {
+        for (what, f) in [
+            ("payload", flip_payload as fn(&mut Vec<u8>, &mut Vec<u8>)),
+            ("signature", flip_sig),
+        ] {
             let (_t, d) = scratch(name);
             tamper(&d, f);
             let e = bad(verify_dir(&d, &d.join("model.sig"), &method).unwrap_err());
@@ -242,12 +252,26 @@ fn tampered_envelope_fails() {
 #[test]
 fn sigstore_wrong_identity_or_issuer_fails() {
     let d = sigstore_dir();
-    let e = bad(verify_dir(&d, &d.join("model.sig"), &sigstore_method("mallory@example.com", ISSUER)).unwrap_err());
-    assert!(e.contains("identity is stefanb@us.ibm.com, not mallory@example.com"), "{e}");
-    let e = bad(
-        verify_dir(&d, &d.join("model.sig"), &sigstore_method(IDENTITY, "https://accounts.google.com")).unwrap_err(),
+    let e = bad(verify_dir(
+        &d,
+        &d.join("model.sig"),
+        &sigstore_method("mallory@example.com", ISSUER),
+    )
+    .unwrap_err());
+    assert!(
+        e.contains("identity is stefanb@us.ibm.com, not mallory@example.com"),
+        "{e}"
     );
-    assert!(e.contains("OIDC issuer is https://sigstore.verify.ibm.com/oauth2"), "{e}");
+    let e = bad(verify_dir(
+        &d,
+        &d.join("model.sig"),
+        &sigstore_method(IDENTITY, "https://accounts.google.com"),
+    )
+    .unwrap_err());
+    assert!(
+        e.contains("OIDC issuer is https://sigstore.verify.ibm.com/oauth2"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -279,10 +303,16 @@ fn sigstore_tampered_log_entry_fails() {
     let e = tamper_tlog(|t| {
         t["inclusionProof"]["hashes"][0] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()
     });
-    assert!(e.contains("inclusion proof does not lead to its root hash"), "{e}");
+    assert!(
+        e.contains("inclusion proof does not lead to its root hash"),
+        "{e}"
+    );
     // A checkpoint for another size.
     let e = tamper_tlog(|t| {
-        let cp = t["inclusionProof"]["checkpoint"]["envelope"].as_str().unwrap().replace("\n476246825\n", "\n476246826\n");
+        let cp = t["inclusionProof"]["checkpoint"]["envelope"]
+            .as_str()
+            .unwrap()
+            .replace("\n476246825\n", "\n476246826\n");
         t["inclusionProof"]["checkpoint"]["envelope"] = cp.into();
     });
     assert!(e.contains("checkpoint is for another tree"), "{e}");

@@ -2,5 +2,6 @@
 
 pub mod convert_cmd;
 pub mod explain;
+pub mod provenance;
 pub mod rules;
 pub mod scan;

@@ -1,0 +1,157 @@
+//! `modelward manifest` and `modelward verify`: OpenSSF model-signing digest manifests and
+//! signatures (crates/modelward_provenance). Exit codes: 0 verified / matches, 1 verification
+//! failed / differs, 2 usage or I/O error.
+
+use anyhow::{Context, Result};
+use modelward_provenance::verify::{Method, verify_dir};
+use modelward_provenance::{Manifest, ManifestOptions, ProvenanceError};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `modelward manifest`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// The model folder.
+    pub dir: PathBuf,
+    /// Compare DIR with this manifest instead of writing one: added, removed and changed files
+    /// are reported (exit 1).
+    #[arg(long, value_name = "MANIFEST")]
+    pub check: Option<PathBuf>,
+    /// Write the manifest to a file instead of standard output.
+    #[arg(long, short = 'o', conflicts_with = "check")]
+    pub output: Option<PathBuf>,
+    /// More paths (relative to DIR) to leave out; git paths and model.sig are left out already.
+    #[arg(long, value_delimiter = ',', conflicts_with = "check")]
+    pub ignore_paths: Vec<String>,
+    /// Hash what symbolic links point to (otherwise a symlink is an error, as in model-signing).
+    #[arg(long, conflicts_with = "check")]
+    pub allow_symlinks: bool,
+}
+
+/// `modelward verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The model folder.
+    pub dir: PathBuf,
+    /// The signature (a Sigstore bundle, as model-signing writes it) [default: DIR/model.sig].
+    #[arg(long)]
+    pub signature: Option<PathBuf>,
+    /// Key method: the signer's public key (PEM).
+    #[arg(long, value_name = "KEY", group = "method")]
+    pub public_key: Option<PathBuf>,
+    /// Certificate method: trusted CA certificates (PEM; repeatable) the signing certificate must
+    /// chain to.
+    #[arg(long, value_name = "CA_PEM", group = "method")]
+    pub certificate_chain: Vec<PathBuf>,
+    /// Sigstore method: the signer's identity (the certificate's email or URI).
+    #[arg(long, group = "method", requires = "issuer")]
+    pub identity: Option<String>,
+    /// Sigstore method: the OIDC issuer that vouched for the identity.
+    #[arg(long, requires = "identity")]
+    pub issuer: Option<String>,
+    /// Sigstore method: a trusted_root.json [default: the embedded public-good root].
+    #[arg(long, requires = "identity")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+/// Prints a provenance error and turns it into the exit code.
+fn fail(e: &ProvenanceError) -> ExitCode {
+    if e.is_verification_failure() {
+        eprintln!("modelward: {e}");
+        if let ProvenanceError::Mismatch(d) = e {
+            for x in d {
+                eprintln!("  {x}");
+            }
+        }
+        ExitCode::from(1)
+    } else {
+        eprintln!("modelward: {e}");
+        ExitCode::from(2)
+    }
+}
+
+/// Runs `modelward manifest`.
+pub fn manifest(a: &ManifestArgs) -> Result<ExitCode> {
+    if let Some(m) = &a.check {
+        let expected = match Manifest::read(m) {
+            Ok(x) => x,
+            Err(e) => return Ok(fail(&e)),
+        };
+        let diff = match expected.check(&a.dir) {
+            Ok(d) => d,
+            Err(e) => return Ok(fail(&e)),
+        };
+        if diff.is_empty() {
+            println!(
+                "{}: matches {} ({} files)",
+                a.dir.display(),
+                m.display(),
+                expected.resources.len()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{}: differs from {}:", a.dir.display(), m.display());
+        for d in &diff {
+            println!("  {d}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let mut options = ManifestOptions::default();
+    options.ignore_paths.extend(a.ignore_paths.iter().cloned());
+    options.allow_symlinks = a.allow_symlinks;
+    let m = match Manifest::of_dir(&a.dir, &options) {
+        Ok(m) => m,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let json = m.to_statement_json();
+    match &a.output {
+        Some(p) => std::fs::write(p, &json).with_context(|| format!("cannot write {}", p.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `modelward verify`.
+pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
+    let method = if let Some(k) = &a.public_key {
+        Method::PublicKey(k.clone())
+    } else if !a.certificate_chain.is_empty() {
+        Method::CertificateChain(a.certificate_chain.clone())
+    } else if let (Some(identity), Some(issuer)) = (&a.identity, &a.issuer) {
+        Method::Sigstore {
+            identity: identity.clone(),
+            issuer: issuer.clone(),
+            trusted_root: a.trusted_root.clone(),
+        }
+    } else {
+        eprintln!(
+            "modelward: say who must have signed: --public-key KEY, --certificate-chain CA_PEM, or --identity I --issuer U"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let signature = a
+        .signature
+        .clone()
+        .unwrap_or_else(|| a.dir.join(modelward_provenance::manifest::DEFAULT_SIGNATURE_NAME));
+    match verify_dir(&a.dir, &signature, &method) {
+        Ok(v) => {
+            println!(
+                "verified: {} signed by {} ({} method{}), {} files match",
+                a.dir.display(),
+                v.signer,
+                v.method,
+                v.signing_time_rfc3339()
+                    .map(|t| format!(", signed {t}"))
+                    .unwrap_or_default(),
+                v.manifest.resources.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(&e)),
+    }
+}
