@@ -174,16 +174,27 @@ impl TrustedRoot {
     }
 }
 
+/// Who a keyless signature names, and when it was made.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The certificate's identities (email or URI SANs).
+    pub identities: Vec<String>,
+    /// The certificate's OIDC issuer.
+    pub issuer: String,
+    /// The signing time (the log's integration time), seconds since the epoch.
+    pub time: i64,
+}
+
 /// Verifies a keyless bundle; `signed` is the PAE of the envelope and `sig` its signature.
-/// Returns the signing time (the log's integration time).
+/// `identity` and `issuer`, when given, must be the certificate's (`None`: any, reported).
 pub(crate) fn verify(
     bundle: &Bundle,
     root: &TrustedRoot,
-    identity: &str,
-    issuer: &str,
+    identity: Option<&str>,
+    issuer: Option<&str>,
     signed: &[u8],
     sig: &[u8],
-) -> Result<i64> {
+) -> Result<Signer> {
     let leaf_der = bundle.certificates.first().ok_or_else(|| {
         ProvenanceError::bad("the signature carries no Fulcio certificate (not a Sigstore keyless signature)")
     })?;
@@ -209,19 +220,23 @@ pub(crate) fn verify(
         return Err(ProvenanceError::bad("the Fulcio certificate may not sign"));
     }
     let sans = subject_alt_names(&leaf);
-    if !sans.iter().any(|s| s == identity) {
+    if let Some(identity) = identity
+        && !sans.iter().any(|s| s == identity)
+    {
+        let have = if sans.is_empty() {
+            "absent".to_string()
+        } else {
+            sans.join(", ")
+        };
         return Err(ProvenanceError::bad(format!(
-            "the certificate's identity is {}, not {identity}",
-            if sans.is_empty() {
-                "absent".to_string()
-            } else {
-                sans.join(", ")
-            }
+            "the certificate's identity is {have}, not {identity}"
         )));
     }
     let got = oidc_issuer(&leaf)
         .ok_or_else(|| ProvenanceError::bad("the certificate has no Fulcio OIDC issuer extension"))?;
-    if got != issuer {
+    if let Some(issuer) = issuer
+        && got != issuer
+    {
         return Err(ProvenanceError::bad(format!(
             "the certificate's OIDC issuer is {got}, not {issuer}"
         )));
@@ -232,7 +247,11 @@ pub(crate) fn verify(
             "the DSSE signature does not verify with the Fulcio certificate's key (payload or signature altered)",
         ));
     }
-    Ok(time)
+    Ok(Signer {
+        identities: sans,
+        issuer: got,
+        time,
+    })
 }
 
 fn subject_alt_names(c: &Cert) -> Vec<String> {

@@ -147,8 +147,8 @@ pub fn verify_bundle(bundle: &Bundle, method: &Method) -> Result<Verified> {
                 Some(p) => crate::sigstore::TrustedRoot::read(p)?,
                 None => crate::sigstore::TrustedRoot::embedded()?,
             };
-            let time = crate::sigstore::verify(bundle, &root, identity, issuer, &signed, sig)?;
-            ("sigstore", format!("{identity} (issuer {issuer})"), Some(time))
+            let s = crate::sigstore::verify(bundle, &root, Some(identity), Some(issuer), &signed, sig)?;
+            ("sigstore", format!("{identity} (issuer {issuer})"), Some(s.time))
         }
     };
     let manifest = Manifest::from_statement(&env.payload)?;
@@ -179,4 +179,93 @@ pub fn verify_dir(dir: &Path, signature: &Path, method: &Method) -> Result<Verif
         return Err(ProvenanceError::Mismatch(diff));
     }
     Ok(verified)
+}
+
+/// What a signature found in a folder says on its own, with no trust configured (for `scan`).
+#[derive(Debug, Clone)]
+pub enum FolderSignature {
+    /// No signature file.
+    Absent,
+    /// The signature is consistent and the folder matches what it signs; `detail` says what
+    /// was and was not established.
+    Consistent {
+        /// Human-readable: who, how, what is left to `modelward verify`.
+        detail: String,
+    },
+    /// The signature is malformed, does not verify, or the folder differs from it.
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks `dir/model.sig` without a key or identity to hold it to: a Sigstore bundle is
+/// verified against the embedded trusted root (any identity, reported); a certificate bundle's
+/// envelope with the certificate's key (chain not anchored); a key bundle only by its digests.
+/// Then every signed digest against the folder.
+pub fn check_folder(dir: &Path) -> FolderSignature {
+    let sig_path = dir.join(crate::manifest::DEFAULT_SIGNATURE_NAME);
+    if !sig_path.is_file() {
+        return FolderSignature::Absent;
+    }
+    match check_folder_inner(dir, &sig_path) {
+        Ok(detail) => FolderSignature::Consistent { detail },
+        Err(e) => FolderSignature::Invalid {
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn check_folder_inner(dir: &Path, sig_path: &Path) -> Result<String> {
+    let bundle = Bundle::read(sig_path)?;
+    let env = &bundle.envelope;
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(ProvenanceError::bad(format!(
+            "the DSSE payload type is {:?}, expected {IN_TOTO_PAYLOAD_TYPE}",
+            env.payload_type
+        )));
+    }
+    let sig = env
+        .signatures
+        .first()
+        .ok_or_else(|| ProvenanceError::bad("the DSSE envelope has no signature"))?;
+    let signed = pae(&env.payload_type, &env.payload);
+    let detail = if !bundle.certificates.is_empty() && !bundle.tlog_entries.is_empty() {
+        let root = crate::sigstore::TrustedRoot::embedded()?;
+        let s = crate::sigstore::verify(&bundle, &root, None, None, &signed, sig)?;
+        format!(
+            "Sigstore signature by {} (OIDC issuer {}) at {}, verified against the public-good trusted root; pin the signer with `modelward verify --identity … --issuer …`",
+            s.identities.join(", "),
+            s.issuer,
+            crypto::fmt_time(s.time)
+        )
+    } else if let Some(leaf) = bundle.certificates.first() {
+        let leaf = Cert::from_der(leaf, "signing certificate")?;
+        let key = leaf.public_key("signing certificate")?;
+        if !key.verify(&signed, sig, key.curve_hash()) {
+            return Err(ProvenanceError::bad(
+                "the DSSE signature does not verify with the key of the certificate it carries",
+            ));
+        }
+        format!(
+            "signed with certificate {:?}; whether its chain is trusted is checked by `modelward verify --certificate-chain CA.pem`",
+            leaf.subject()
+        )
+    } else {
+        format!(
+            "signed with a key (hint {}); the signature itself is checked by `modelward verify --public-key KEY`",
+            bundle.public_key_hint.as_deref().unwrap_or("none")
+        )
+    };
+    let manifest = Manifest::from_statement(&env.payload)?;
+    let mut options = manifest.options();
+    options
+        .ignore_paths
+        .push(crate::manifest::DEFAULT_SIGNATURE_NAME.to_string());
+    let now = Manifest::of_dir(dir, &options)?;
+    let diff = manifest.diff(&now);
+    if !diff.is_empty() {
+        return Err(ProvenanceError::Mismatch(diff));
+    }
+    Ok(format!("{} files match; {detail}", manifest.resources.len()))
 }

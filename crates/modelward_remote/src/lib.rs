@@ -202,6 +202,8 @@ fn scan_job(
                 size: job.len.unwrap_or(0),
                 bytes_read: stats.bytes(),
                 error: Some(e.to_string()),
+                sha256: None,
+                hub_sha256: None,
             };
             if let Some(f) = scanner
                 .policy()

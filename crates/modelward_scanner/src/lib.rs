@@ -61,6 +61,8 @@ impl Scanner {
             size: 0,
             bytes_read: 0,
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         let loc = Location::file(&target.display);
         let file = match std::fs::File::open(&target.path) {
@@ -153,6 +155,8 @@ impl Scanner {
             size: len,
             bytes_read: count.load(Ordering::Relaxed),
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         let known = report.format != "unknown";
         report.finish(known);
@@ -175,6 +179,8 @@ impl Scanner {
             size: data.len() as u64,
             bytes_read: data.len() as u64,
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         report.format = format;
         let known = report.format != "unknown";
@@ -219,6 +225,8 @@ pub fn error_report(path: String, error: String) -> FileReport {
         size: 0,
         bytes_read: 0,
         error: Some(error),
+        sha256: None,
+        hub_sha256: None,
     };
     r.finish(false);
     r
