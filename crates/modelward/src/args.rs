@@ -50,6 +50,19 @@ pub enum OutputFormat {
     Sarif,
     /// GitHub Actions workflow annotations.
     Github,
+    /// CycloneDX JSON ML-BOM (files as components, findings as vulnerabilities).
+    Cyclonedx,
+}
+
+/// CycloneDX versions accepted by `--cyclonedx-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CycloneDxVersion {
+    /// CycloneDX 1.7.
+    #[value(name = "1.7")]
+    V1_7,
+    /// CycloneDX 1.6, for older consumers.
+    #[value(name = "1.6")]
+    V1_6,
 }
 
 /// Severities accepted by `--fail-on`.
@@ -125,6 +138,9 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// CycloneDX specification version of `--format cyclonedx`.
+    #[arg(long, value_enum, default_value = "1.7")]
+    pub cyclonedx_version: CycloneDxVersion,
 }
 
 /// `modelward explain`.

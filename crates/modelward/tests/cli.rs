@@ -72,8 +72,8 @@ fn json_output_follows_the_documented_contract() {
     let files = doc["files"].as_array().expect("files");
     assert_eq!(
         files.len(),
-        7,
-        "five models, a README (text) and a .gitattributes"
+        8,
+        "five models, a README (text), a .gitattributes, and the folder's provenance (PRV003: no model.sig)"
     );
     let bin = files
         .iter()

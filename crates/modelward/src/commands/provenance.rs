@@ -155,3 +155,98 @@ pub fn verify(a: &VerifyArgs) -> Result<ExitCode> {
         Err(e) => Ok(fail(&e)),
     }
 }
+
+/// `scan`'s provenance facts for each folder given: `DIR/model.sig` present and consistent
+/// (PRV001, on the signature file's report), present and invalid (PRV002, high, same place),
+/// or absent (PRV003, info, on a report for the folder).
+pub fn add_scan_facts(
+    paths: &[PathBuf],
+    files: &mut Vec<modelward_diagnostics::FileReport>,
+    policy: &modelward_policy::Policy,
+) {
+    use modelward_diagnostics::{Fact, FileReport, Location, Verdict};
+    use modelward_provenance::verify::{FolderSignature, check_folder};
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let sig = dir.join(modelward_provenance::manifest::DEFAULT_SIGNATURE_NAME);
+        let (code, message) = match check_folder(dir) {
+            FolderSignature::Absent => (
+                "PRV003",
+                format!("no model signature ({}) in this folder", sig.display()),
+            ),
+            FolderSignature::Consistent { detail } => ("PRV001", format!("model signature: {detail}")),
+            FolderSignature::Invalid { reason } => ("PRV002", format!("model signature: {reason}")),
+        };
+        let on_sig = code != "PRV003";
+        let at = if on_sig {
+            sig.display().to_string()
+        } else {
+            dir.display().to_string()
+        };
+        let Some(finding) = policy.finding(Fact::new(code, message), &Location::file(&at)) else {
+            continue;
+        };
+        match files
+            .iter_mut()
+            .find(|f| on_sig && std::path::Path::new(&f.path) == sig)
+        {
+            Some(f) => {
+                f.findings.push(finding);
+                let known = f.format != "unknown";
+                f.finish(known);
+            }
+            None => {
+                let mut f = FileReport {
+                    path: at,
+                    format: "folder".into(),
+                    verdict: Verdict::Clean,
+                    severity: None,
+                    findings: vec![finding],
+                    size: 0,
+                    bytes_read: 0,
+                    error: None,
+                    sha256: None,
+                    hub_sha256: None,
+                };
+                f.finish(true);
+                files.push(f);
+            }
+        }
+    }
+}
+
+/// `--format cyclonedx`: hashes the local files the report has no sha256 for (streaming; the
+/// BOM needs one per component), then writes the BOM.
+pub fn write_bom(
+    report: &mut modelward_diagnostics::ScanReport,
+    args: &crate::args::ScanArgs,
+    policy: &modelward_policy::Policy,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use modelward_report::cyclonedx::{BomOptions, SpecVersion};
+    use rayon::prelude::*;
+    report.files.par_iter_mut().for_each(|f| {
+        let p = std::path::Path::new(&f.path);
+        if f.sha256.is_none() && f.format != "folder" && f.error.is_none() && p.is_file() {
+            f.sha256 = modelward_provenance::manifest::sha256_file(p)
+                .ok()
+                .map(|d| d.iter().map(|b| format!("{b:02x}")).collect());
+        }
+    });
+    let subject = match args.paths.as_slice() {
+        [one] => one.display().to_string(),
+        [] if args.hf_cache => "Hugging Face cache".to_string(),
+        [] => "modelward demo files".to_string(),
+        many => format!("{} sources", many.len()),
+    };
+    let opts = BomOptions {
+        spec: match args.cyclonedx_version {
+            crate::args::CycloneDxVersion::V1_7 => SpecVersion::V1_7,
+            crate::args::CycloneDxVersion::V1_6 => SpecVersion::V1_6,
+        },
+        serial_number: modelward_report::cyclonedx::random_serial_number(),
+        timestamp: modelward_report::cyclonedx::now_rfc3339(),
+        subject,
+    };
+    modelward_report::cyclonedx::write(report, policy.catalog(), &opts, out)?;
+    Ok(())
+}

@@ -169,6 +169,10 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             }
         }
     }
+    // Provenance facts of the folders given (model.sig present and consistent, invalid, absent).
+    if !args.paths.is_empty() {
+        crate::commands::provenance::add_scan_facts(&paths, &mut files, scanner.policy());
+    }
     let mut report = ScanReport::new(
         env!("CARGO_PKG_VERSION"),
         files,
@@ -212,6 +216,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
         OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
+        OutputFormat::Cyclonedx => {
+            crate::commands::provenance::write_bom(&mut report, &args, scanner.policy(), &mut out)?
+        }
         OutputFormat::Text => {
             let color = args.output.is_none()
                 && std::io::stdout().is_terminal()
