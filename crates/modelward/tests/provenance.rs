@@ -161,3 +161,131 @@ fn manifest_writes_and_checks() {
     assert!(text.contains("README.md was removed"), "{text}");
     assert!(text.contains("new.bin was added"), "{text}");
 }
+
+/// Resolves `http://cyclonedx.org/schema/NAME` to the local copy, nothing else.
+struct LocalSchemas;
+
+impl jsonschema::Retrieve for LocalSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .as_str()
+            .strip_prefix("http://cyclonedx.org/schema/")
+            .ok_or_else(|| format!("not a local schema: {}", uri.as_str()))?;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modelward_report/tests/data/cyclonedx");
+        Ok(serde_json::from_str(&std::fs::read_to_string(dir.join(name))?)?)
+    }
+}
+
+#[test]
+fn scan_cyclonedx_of_real_fixtures_validates_against_1_7_and_1_6() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for version in ["1.7", "1.6"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_modelward"))
+            .args([
+                "scan",
+                "--no-config",
+                "--format",
+                "cyclonedx",
+                "--cyclonedx-version",
+                version,
+                "--fail-on",
+                "never",
+                "tests/fixtures",
+            ])
+            .current_dir(&repo)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(doc["specVersion"], version);
+        let schema_path = repo.join(format!(
+            "crates/modelward_report/tests/data/cyclonedx/bom-{version}.SNAPSHOT.schema.json"
+        ));
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+        let v = jsonschema::options()
+            .with_retriever(LocalSchemas)
+            .build(&schema)
+            .unwrap();
+        let errors: Vec<String> = v
+            .iter_errors(&doc)
+            .take(20)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "CycloneDX {version}:\n{}", errors.join("\n"));
+        // Every file component carries its sha256, computed by modelward for local files.
+        let comps = doc["components"].as_array().unwrap();
+        assert!(comps.len() > 50, "{}", comps.len());
+        let safetensors = comps
+            .iter()
+            .find(|c| c["name"] == "tests/fixtures/provenance/model_key/model.safetensors")
+            .expect("component");
+        assert_eq!(safetensors["type"], "machine-learning-model");
+        assert_eq!(
+            safetensors["hashes"][0]["content"],
+            "4a6260b8f7e75ef540cb90e893a42ce958d665c2b08003a5459c777554919538"
+        );
+        let vulns = doc["vulnerabilities"].as_array().unwrap();
+        assert!(vulns.iter().any(|v| v["ratings"][0]["severity"] == "critical"));
+        assert!(doc["serialNumber"].as_str().unwrap().starts_with("urn:uuid:"));
+    }
+}
+
+#[test]
+fn scan_reports_provenance_facts() {
+    let f = fixtures();
+    let json = |dir: &Path| -> serde_json::Value {
+        let o = run(&[
+            "scan",
+            "--no-config",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            s(dir),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let rules = |doc: &serde_json::Value| -> Vec<String> {
+        doc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|x| {
+                x["findings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["rule"].as_str().unwrap().to_string())
+            })
+            .filter(|r| r.starts_with("PRV"))
+            .collect()
+    };
+    assert_eq!(rules(&json(&f.join("model_key"))), ["PRV001"]);
+    assert_eq!(rules(&json(&f.join("sigstore_v1.1.0/model"))), ["PRV001"]);
+    assert_eq!(rules(&json(&f.join("keys"))), ["PRV003"]);
+    // One changed byte: present and invalid, high, on the signature file.
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("model_cert");
+    copy_dir(&f.join("model_cert"), &d);
+    std::fs::write(
+        d.join("config.json"),
+        "{\"model_type\": \"toy\", \"hidden_size\": 9}\n",
+    )
+    .unwrap();
+    let doc = json(&d);
+    assert_eq!(rules(&doc), ["PRV002"]);
+    let sig = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["path"].as_str().unwrap().ends_with("model.sig"))
+        .unwrap();
+    assert_eq!(sig["verdict"], "malicious");
+    let msg = sig["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("config.json changed"), "{msg}");
+}
