@@ -200,7 +200,7 @@ fn untrusted_ca_fails() {
 }
 
 /// Rewrites the bundle's envelope: `f` gets the decoded payload and signature.
-fn tamper(dir: &Path, f: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) {
+fn tamper(dir: &Path, f: impl Fn(&mut [u8], &mut [u8])) {
     let p = dir.join("model.sig");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     let e = base64::engine::general_purpose::STANDARD;
@@ -214,14 +214,14 @@ fn tamper(dir: &Path, f: impl Fn(&mut Vec<u8>, &mut Vec<u8>)) {
 }
 
 /// Flips a byte inside a digest in the payload (the JSON stays valid).
-fn flip_payload(payload: &mut Vec<u8>, _: &mut Vec<u8>) {
-    let text = String::from_utf8(payload.clone()).unwrap();
+fn flip_payload(payload: &mut [u8], _: &mut [u8]) {
+    let text = String::from_utf8(payload.to_vec()).unwrap();
     let at = text.find("\"digest\": \"").unwrap() + 12;
     payload[at] = if payload[at] == b'0' { b'1' } else { b'0' };
 }
 
 /// Flips a bit in the signature's last byte (inside s).
-fn flip_sig(_: &mut Vec<u8>, sig: &mut Vec<u8>) {
+fn flip_sig(_: &mut [u8], sig: &mut [u8]) {
     let last = sig.len() - 1;
     sig[last] ^= 1;
 }
@@ -235,7 +235,7 @@ fn tampered_envelope_fails() {
     ];
     for (name, method) in cases {
         for (what, f) in [
-            ("payload", flip_payload as fn(&mut Vec<u8>, &mut Vec<u8>)),
+            ("payload", flip_payload as fn(&mut [u8], &mut [u8])),
             ("signature", flip_sig),
         ] {
             let (_t, d) = scratch(name);
