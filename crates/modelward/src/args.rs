@@ -27,6 +27,12 @@ pub enum Command {
     /// Load files with their real loader inside a bubblewrap sandbox and report what they try
     /// to do, merged with the static verdict (which it can only raise). See docs/sandbox.md.
     Detonate(crate::commands::detonate::DetonateArgs),
+    /// Write the digest manifest of a model folder (OpenSSF model signing's in-toto statement),
+    /// or compare a folder with one (`--check`).
+    Manifest(crate::commands::provenance::ManifestArgs),
+    /// Verify an OpenSSF model-signing signature (key, certificate or Sigstore) and every file
+    /// digest it lists against the folder. Offline.
+    Verify(crate::commands::provenance::VerifyArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.
@@ -47,6 +53,19 @@ pub enum OutputFormat {
     Sarif,
     /// GitHub Actions workflow annotations.
     Github,
+    /// CycloneDX JSON ML-BOM (files as components, findings as vulnerabilities).
+    Cyclonedx,
+}
+
+/// CycloneDX versions accepted by `--cyclonedx-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CycloneDxVersion {
+    /// CycloneDX 1.7.
+    #[value(name = "1.7")]
+    V1_7,
+    /// CycloneDX 1.6, for older consumers.
+    #[value(name = "1.6")]
+    V1_6,
 }
 
 /// Severities accepted by `--fail-on`.
@@ -126,6 +145,9 @@ pub struct ScanArgs {
     /// suspicious or worse, or every file. Only adds findings; never lowers a verdict.
     #[arg(long, value_enum)]
     pub detonate: Option<crate::commands::detonate::When>,
+    /// CycloneDX specification version of `--format cyclonedx`.
+    #[arg(long, value_enum, default_value = "1.7")]
+    pub cyclonedx_version: CycloneDxVersion,
 }
 
 /// `modelward explain`.

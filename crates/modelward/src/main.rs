@@ -15,6 +15,8 @@ fn main() -> ExitCode {
         args::Command::Explain(a) => commands::explain::run(&a),
         args::Command::Convert(a) => commands::convert_cmd::run(&a),
         args::Command::Detonate(a) => commands::detonate::run(&a),
+        args::Command::Manifest(a) => commands::provenance::manifest(&a),
+        args::Command::Verify(a) => commands::provenance::verify(&a),
         args::Command::Rules => commands::rules::list(),
         args::Command::Rule { code } => commands::rules::show(&code),
     };

@@ -329,6 +329,13 @@ pub struct FileReport {
     /// Why the file could not be read, when the verdict is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// sha256 of the whole file (lower-case hex), when modelward hashed it (e.g. for a
+    /// CycloneDX BOM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// For a Hugging Face Hub file stored in LFS: the sha256 the Hub lists for it (its LFS oid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_sha256: Option<String>,
 }
 
 impl FileReport {
@@ -555,6 +562,8 @@ mod tests {
             size: 1,
             bytes_read: 1,
             error: None,
+            sha256: None,
+            hub_sha256: None,
         }
     }
 
@@ -592,6 +601,8 @@ mod tests {
                 size: 1,
                 bytes_read: 1,
                 error: None,
+                sha256: None,
+                hub_sha256: None,
             };
             r.finish(known);
             r.verdict

@@ -21,6 +21,8 @@ pub struct RepoFile {
     pub size: u64,
     /// Whether it is stored in LFS / Xet (its bytes come from a CDN).
     pub lfs: bool,
+    /// For an LFS file, the sha256 the listing gives (its LFS oid), lower-case hex.
+    pub lfs_sha256: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +39,9 @@ struct TreeEntry {
 #[derive(Deserialize)]
 struct LfsInfo {
     size: u64,
+    /// The LFS object id: the sha256 of the file.
+    #[serde(default)]
+    oid: Option<String>,
 }
 
 /// `{endpoint}/api/{models|datasets|spaces}/{id}/tree/{rev}[/{path}]`.
@@ -145,16 +150,19 @@ fn list_pages(client: &Client, first: &str, stats: &TransferStats) -> Result<Vec
             url: url::redact(&reply.url),
             message: format!("the listing is not the expected JSON array: {e}"),
         })?;
-        files.extend(
-            entries
-                .into_iter()
-                .filter(|e| e.kind == "file")
-                .map(|e| RepoFile {
-                    size: e.lfs.as_ref().map_or(e.size, |l| l.size),
-                    lfs: e.lfs.is_some(),
-                    path: e.path,
-                }),
-        );
+        files.extend(entries.into_iter().filter(|e| e.kind == "file").map(|e| {
+            RepoFile {
+                size: e.lfs.as_ref().map_or(e.size, |l| l.size),
+                lfs: e.lfs.is_some(),
+                lfs_sha256: e
+                    .lfs
+                    .as_ref()
+                    .and_then(|l| l.oid.as_deref())
+                    .filter(|o| o.len() == 64 && o.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(str::to_ascii_lowercase),
+                path: e.path,
+            }
+        }));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);

@@ -65,6 +65,8 @@ struct Job {
     display: String,
     url: String,
     len: Option<u64>,
+    /// The Hub's sha256 for the file (LFS), checked when the whole file is read.
+    lfs_sha256: Option<String>,
 }
 
 /// Scans a remote target: lists a repository (or takes the one file or URL) and scans every
@@ -141,6 +143,7 @@ pub fn scan_url(
         display: display.to_owned(),
         url: url.to_owned(),
         len,
+        lfs_sha256: None,
     };
     scan_job(scanner, client, opts, &job, &Arc::new(TransferStats::default()))
 }
@@ -166,6 +169,7 @@ fn jobs(
                     display: format!("{base}/{}", f.path),
                     url: resolve_url(endpoint, repo, revision, &f.path),
                     len: Some(f.size),
+                    lfs_sha256: f.lfs_sha256,
                 })
                 .collect()
         }
@@ -173,11 +177,13 @@ fn jobs(
             display: format!("{}/{path}", repo.display(revision)),
             url: resolve_url(endpoint, repo, revision, path),
             len: None,
+            lfs_sha256: None,
         }],
         RemoteTarget::Url(u) => vec![Job {
             display: url::redact(u),
             url: u.clone(),
             len: None,
+            lfs_sha256: None,
         }],
     })
 }
@@ -202,6 +208,8 @@ fn scan_job(
                 size: job.len.unwrap_or(0),
                 bytes_read: stats.bytes(),
                 error: Some(e.to_string()),
+                sha256: None,
+                hub_sha256: None,
             };
             if let Some(f) = scanner
                 .policy()
@@ -216,6 +224,7 @@ fn scan_job(
     let len = reader.len();
     let mut report = scanner.scan_source(&job.display, &mut reader, len);
     report.bytes_read = stats.bytes();
+    check_hub_digest(scanner, job, &reader, &mut report);
     if let Some(e) = reader.failure() {
         if let Some(f) = scanner.policy().finding(
             Fact::new(
@@ -236,4 +245,29 @@ fn scan_job(
         }
     }
     report
+}
+
+/// Records the Hub's LFS sha256 and, when every byte of the file went through the reader, the
+/// file's own sha256; PRV004 when they differ.
+fn check_hub_digest(scanner: &Scanner, job: &Job, reader: &RangeReader, report: &mut FileReport) {
+    report.hub_sha256 = job.lfs_sha256.clone();
+    let Some(actual) = reader.whole_sha256() else {
+        return;
+    };
+    let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(expected) = &job.lfs_sha256
+        && *expected != actual
+        && let Some(f) = scanner.policy().finding(
+            Fact::new(
+                "PRV004",
+                format!("the bytes served have sha256 {actual}; the Hub lists {expected} for this file"),
+            ),
+            &Location::file(&job.display),
+        )
+    {
+        report.findings.push(f);
+        let known = report.format != "unknown";
+        report.finish(known);
+    }
+    report.sha256 = Some(actual);
 }

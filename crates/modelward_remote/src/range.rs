@@ -3,6 +3,7 @@
 use crate::error::RemoteError;
 use crate::http::{Client, Reply, TransferStats, read_body, status_error};
 use crate::url;
+use sha2::{Digest, Sha256};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -44,6 +45,10 @@ pub struct RangeReader {
     tick: u64,
     last_fetch_end: u64,
     growth: u64,
+    /// sha256 of the file's bytes from 0 up to `hashed_to`, fed as contiguous bytes arrive
+    /// (one hasher, no bytes kept): complete when the whole file went through the reader.
+    hasher: Sha256,
+    hashed_to: u64,
 }
 
 struct Block {
@@ -121,6 +126,8 @@ impl RangeReader {
             tick: 0,
             last_fetch_end: u64::MAX,
             growth: 1,
+            hasher: Sha256::new(),
+            hashed_to: 0,
         };
         if len == Some(0) {
             return Ok(r);
@@ -176,6 +183,15 @@ impl RangeReader {
     /// Whether the server ignored `Range` and the file was downloaded whole.
     pub fn downloaded_whole(&self) -> bool {
         self.whole.is_some()
+    }
+
+    /// sha256 of the whole file, when every byte of it was fetched (in whatever order the
+    /// scan read it, as long as the pieces joined up while cached); `None` otherwise.
+    pub fn whole_sha256(&self) -> Option<[u8; 32]> {
+        if let Some(w) = &self.whole {
+            return Some(Sha256::digest(w).into());
+        }
+        (self.hashed_to == self.len).then(|| self.hasher.clone().finalize().into())
     }
 
     /// The first error met while reading, if any: the scan of this file is incomplete.
@@ -279,6 +295,16 @@ impl RangeReader {
             data,
             used: self.tick,
         });
+        // Extend the running hash through every cached block that continues it.
+        while let Some(b) = self
+            .blocks
+            .iter()
+            .find(|b| b.start <= self.hashed_to && self.hashed_to < b.end())
+        {
+            let from = (self.hashed_to - b.start) as usize;
+            self.hasher.update(&b.data[from..]);
+            self.hashed_to = b.end();
+        }
         while self.blocks.len() > self.max_blocks {
             let oldest = self
                 .blocks

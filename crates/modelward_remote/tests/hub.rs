@@ -442,3 +442,46 @@ fn offline_mode_refuses_the_hub() {
     assert!(matches!(e, RemoteError::Offline { .. }));
     assert!(e.to_string().contains("HF_HUB_OFFLINE"));
 }
+
+#[test]
+fn the_hubs_lfs_sha256_is_recorded_and_checked_when_a_file_is_read_whole() {
+    use sha2::{Digest, Sha256};
+    let hex = |b: &[u8]| -> String { Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect() };
+    let clean = support::read_fixture("demo/clean_checkpoint.pt");
+    let evil = support::read_fixture("demo/malicious_checkpoint.pt");
+    let files = vec![
+        // The listing's sha256 is the file's: recorded, checked, no finding.
+        TestFile::new("clean.pt", Content::bytes(clean.clone()), true).with_lfs_oid(&hex(&clean)),
+        // The listing says one thing, the CDN serves another.
+        TestFile::new("swapped.pt", Content::bytes(evil.clone()), true).with_lfs_oid(&hex(&clean)),
+        // Large, read only in part: the Hub's sha256 is recorded, nothing is claimed of the bytes.
+        TestFile::new("model.safetensors", support::safetensors(1 << 20), true)
+            .with_lfs_oid(&"ab".repeat(32)),
+    ];
+    let server = Server::builder()
+        .repo(Repo::new("models", "acme/lfs", files))
+        .start();
+    let scan = scan_remote_with(
+        &scanner(),
+        &target(&server, "hf://acme/lfs"),
+        &server.options(),
+        &|_| {},
+    )
+    .unwrap();
+    let ok = by_path(&scan.files, "clean.pt");
+    assert_eq!(ok.hub_sha256.as_deref(), Some(hex(&clean).as_str()));
+    assert_eq!(ok.sha256.as_deref(), Some(hex(&clean).as_str()));
+    assert!(
+        ok.findings.iter().all(|f| f.rule != "PRV004"),
+        "{:?}",
+        ok.findings
+    );
+    let bad = by_path(&scan.files, "swapped.pt");
+    assert_eq!(bad.sha256.as_deref(), Some(hex(&evil).as_str()));
+    let prv = bad.findings.iter().find(|f| f.rule == "PRV004").expect("PRV004");
+    assert!(prv.message.contains(&hex(&clean)), "{}", prv.message);
+    let big = by_path(&scan.files, "model.safetensors");
+    assert_eq!(big.hub_sha256.as_deref(), Some("ab".repeat(32).as_str()));
+    assert_eq!(big.sha256, None, "read {} of {} bytes", big.bytes_read, big.size);
+    assert!(big.findings.iter().all(|f| f.rule != "PRV004"));
+}

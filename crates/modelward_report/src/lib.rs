@@ -4,8 +4,10 @@
 //! - [`json`]: the versioned document described in `docs/json-output.md`.
 //! - [`sarif`]: SARIF 2.1.0 for GitHub code scanning and other SARIF consumers.
 //! - [`github`]: GitHub Actions annotations.
+//! - [`cyclonedx`]: a CycloneDX 1.7 / 1.6 JSON ML-BOM.
 #![forbid(unsafe_code)]
 
+pub mod cyclonedx;
 pub mod github;
 pub mod json;
 pub mod sarif;

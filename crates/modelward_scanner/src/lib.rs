@@ -69,6 +69,8 @@ impl Scanner {
             size: 0,
             bytes_read: 0,
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         let loc = Location::file(&target.display);
         let file = match std::fs::File::open(&target.path) {
@@ -161,6 +163,8 @@ impl Scanner {
             size: len,
             bytes_read: count.load(Ordering::Relaxed),
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         let known = report.format != "unknown";
         report.finish(known);
@@ -183,6 +187,8 @@ impl Scanner {
             size: data.len() as u64,
             bytes_read: data.len() as u64,
             error: None,
+            sha256: None,
+            hub_sha256: None,
         };
         report.format = format;
         let known = report.format != "unknown";
@@ -227,6 +233,8 @@ pub fn error_report(path: String, error: String) -> FileReport {
         size: 0,
         bytes_read: 0,
         error: Some(error),
+        sha256: None,
+        hub_sha256: None,
     };
     r.finish(false);
     r

@@ -176,6 +176,12 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
         OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
+        // An ML-BOM describes what was scanned; `scan --format cyclonedx` writes it.
+        OutputFormat::Cyclonedx => {
+            anyhow::bail!(
+                "--format cyclonedx is written by `modelward scan`; detonate writes text, json, sarif or github"
+            )
+        }
         OutputFormat::Text => {
             for (path, d) in &behaviour {
                 write_behaviour(&mut out, path, d.as_ref())?;

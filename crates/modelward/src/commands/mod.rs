@@ -3,5 +3,6 @@
 pub mod convert_cmd;
 pub mod detonate;
 pub mod explain;
+pub mod provenance;
 pub mod rules;
 pub mod scan;

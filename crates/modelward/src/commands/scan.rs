@@ -180,6 +180,10 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         }
     }
     progress.finish();
+    // Provenance facts of the folders given (model.sig present and consistent, invalid, absent).
+    if !args.paths.is_empty() {
+        crate::commands::provenance::add_scan_facts(&paths, &mut files, scanner.policy());
+    }
     let mut report = ScanReport::new(
         env!("CARGO_PKG_VERSION"),
         files,
@@ -232,6 +236,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
         OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
+        OutputFormat::Cyclonedx => {
+            crate::commands::provenance::write_bom(&mut report, &args, scanner.policy(), &mut out)?
+        }
         OutputFormat::Text => {
             let color = text_on_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             modelward_report::text::write_named(

@@ -94,6 +94,8 @@ pub struct TestFile {
     pub content: Arc<Content>,
     /// Served from the CDN through a 302, like LFS / Xet files.
     pub lfs: bool,
+    /// The LFS oid the listing gives (the Hub's sha256 of the file); a placeholder when unset.
+    pub lfs_oid: Option<String>,
 }
 
 impl TestFile {
@@ -102,7 +104,14 @@ impl TestFile {
             path: path.into(),
             content,
             lfs,
+            lfs_oid: None,
         }
+    }
+
+    /// The listing gives `oid` as the file's LFS sha256.
+    pub fn with_lfs_oid(mut self, oid: &str) -> TestFile {
+        self.lfs_oid = Some(oid.into());
+        self
     }
 }
 
@@ -633,7 +642,7 @@ fn listing(state: &State, req: &Req, rest: &str) -> Resp {
         let size = f.content.len();
         let mut e = serde_json::json!({"type": "file", "oid": "0123", "size": size, "path": f.path});
         if f.lfs {
-            e["lfs"] = serde_json::json!({"oid": "abcd", "size": size, "pointerSize": 134});
+            e["lfs"] = serde_json::json!({"oid": f.lfs_oid.as_deref().unwrap_or("abcd"), "size": size, "pointerSize": 134});
         }
         entries.push(e);
     }
