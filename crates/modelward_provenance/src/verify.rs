@@ -58,17 +58,7 @@ fn read_text(path: &Path) -> Result<String> {
 /// looked at).
 pub fn verify_bundle(bundle: &Bundle, method: &Method) -> Result<Verified> {
     let env = &bundle.envelope;
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(ProvenanceError::bad(format!(
-            "the DSSE payload type is {:?}, expected {IN_TOTO_PAYLOAD_TYPE}",
-            env.payload_type
-        )));
-    }
-    let sig = env
-        .signatures
-        .first()
-        .ok_or_else(|| ProvenanceError::bad("the DSSE envelope has no signature"))?;
-    let signed = pae(&env.payload_type, &env.payload);
+    let (sig, signed) = signing_input(bundle)?;
     let (name, signer, time) = match method {
         Method::PublicKey(path) => {
             let what = path.display().to_string();
@@ -219,17 +209,7 @@ pub fn check_folder(dir: &Path) -> FolderSignature {
 fn check_folder_inner(dir: &Path, sig_path: &Path) -> Result<String> {
     let bundle = Bundle::read(sig_path)?;
     let env = &bundle.envelope;
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(ProvenanceError::bad(format!(
-            "the DSSE payload type is {:?}, expected {IN_TOTO_PAYLOAD_TYPE}",
-            env.payload_type
-        )));
-    }
-    let sig = env
-        .signatures
-        .first()
-        .ok_or_else(|| ProvenanceError::bad("the DSSE envelope has no signature"))?;
-    let signed = pae(&env.payload_type, &env.payload);
+    let (sig, signed) = signing_input(&bundle)?;
     let detail = if !bundle.certificates.is_empty() && !bundle.tlog_entries.is_empty() {
         let root = crate::sigstore::TrustedRoot::embedded()?;
         let s = crate::sigstore::verify(&bundle, &root, None, None, &signed, sig)?;
@@ -268,4 +248,21 @@ fn check_folder_inner(dir: &Path, sig_path: &Path) -> Result<String> {
         return Err(ProvenanceError::Mismatch(diff));
     }
     Ok(format!("{} files match; {detail}", manifest.resources.len()))
+}
+
+/// The envelope's first signature and the bytes it signs (DSSE PAE), once the payload type is
+/// the in-toto statement model signing writes. Shared by `verify_bundle` and `check_folder`.
+fn signing_input(bundle: &Bundle) -> Result<(&[u8], Vec<u8>)> {
+    let env = &bundle.envelope;
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(ProvenanceError::bad(format!(
+            "the DSSE payload type is {:?}, expected {IN_TOTO_PAYLOAD_TYPE}",
+            env.payload_type
+        )));
+    }
+    let sig = env
+        .signatures
+        .first()
+        .ok_or_else(|| ProvenanceError::bad("the DSSE envelope has no signature"))?;
+    Ok((sig.as_slice(), pae(&env.payload_type, &env.payload)))
 }
