@@ -44,6 +44,14 @@ pub fn scan_file(path: &Path) -> FileReport {
     })
 }
 
+/// Scans a file, reporting it under `display`.
+pub fn scan_file_as(path: &Path, display: &str) -> FileReport {
+    scanner().scan_file(&modelward_scanner::Target {
+        path: path.to_path_buf(),
+        display: display.to_owned(),
+    })
+}
+
 pub fn fixture(rel: &str) -> Vec<u8> {
     let p = repo().join("tests/fixtures").join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
