@@ -1,42 +1,70 @@
-//! The modelward scanning engine: give it paths or bytes, get a [`ScanReport`].
+//! The modelward scanning engine: give it an [`Input`] (a path, bytes, or any seekable
+//! source), get a [`FileReport`]. Everything that scans goes through [`Scanner::scan`] (one
+//! file) or [`Scanner::scan_many`] (many, in parallel): the CLI's `scan` and `explain`, remote
+//! scans, and services built on top.
 //!
 //! ```no_run
-//! use modelward_scanner::{Scanner, ScanLimits};
 //! use modelward_policy::Policy;
+//! use modelward_scanner::{Input, ScanLimits, Scanner};
+//! use std::path::Path;
+//!
 //! let scanner = Scanner::new(Policy::builtin(), ScanLimits::default());
-//! let report = scanner.scan_paths(&["model.pt".into()], |_| {});
-//! for file in &report.files {
-//!     println!("{} {}", file.path, file.verdict);
-//! }
+//! // A file on disk.
+//! let report = scanner.scan(Input::path(Path::new("model.pt")));
+//! println!("{} {} ({} findings)", report.path, report.verdict, report.findings.len());
+//! // Bytes received from elsewhere.
+//! let upload: Vec<u8> = std::fs::read("upload.bin")?;
+//! let report = scanner.scan(Input::bytes("upload.bin", &upload));
+//! // Any Read + Seek, e.g. a file opened by the caller.
+//! let f = std::fs::File::open("big.safetensors")?;
+//! let len = f.metadata()?.len();
+//! let report = scanner.scan(Input::reader("big.safetensors", f, len));
+//! assert!(report.bytes_read <= len);
+//! // Files and directories, in parallel.
+//! let all = scanner.scan_paths(&["models/".into()], |file| eprintln!("{}", file.path));
+//! # Ok::<(), std::io::Error>(())
 //! ```
 //!
 //! Formats are recognised by content at every level; archives are opened the way their real
 //! loaders open them; only the bytes that can hold code are read; files are scanned in parallel
 //! and each one's memory is bounded by [`ScanLimits`], whatever the file claims about itself.
+//! A panic inside a parser never escapes [`Scanner::scan`]: it becomes an `MWD002` finding.
 #![forbid(unsafe_code)]
 
 mod engine;
+mod input;
 mod limits;
 mod nested;
 pub mod walk;
 
+pub use input::{Input, Source, ToInput};
 pub use limits::ScanLimits;
 pub use walk::Target;
 
 use modelward_diagnostics::{Fact, FileReport, Location, ScanReport, Verdict};
-use modelward_formats::io::Counting;
+use modelward_formats::io::{Counting, ReadSeek};
 use modelward_policy::Policy;
 use rayon::prelude::*;
+use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Scans files. Cheap to share between threads.
+/// Scans files. Cheap to share between threads (`Scanner: Send + Sync`); one scanner serves
+/// any number of scans.
 #[derive(Debug)]
 pub struct Scanner {
     policy: Policy,
     limits: ScanLimits,
+}
+
+/// How `bytes_read` is counted for one input.
+enum Counted {
+    /// What passed through the scanner's reader.
+    Reads,
+    /// A fixed number (bytes already in memory).
+    Exactly(u64),
 }
 
 impl Scanner {
@@ -50,36 +78,116 @@ impl Scanner {
         &self.policy
     }
 
-    /// Scans one file, reporting it under `display`.
-    pub fn scan_file(&self, target: &Target) -> FileReport {
-        let mut report = FileReport {
-            path: target.display.clone(),
-            format: "unknown".into(),
-            verdict: Verdict::Clean,
-            severity: None,
-            findings: Vec::new(),
-            size: 0,
-            bytes_read: 0,
-            error: None,
-        };
-        let loc = Location::file(&target.display);
-        let file = match std::fs::File::open(&target.path) {
-            Ok(f) => f,
-            Err(e) => {
-                report.error = Some(e.to_string());
-                if let Some(f) = self
-                    .policy
-                    .finding(Fact::new("MWD001", format!("cannot open the file: {e}")), &loc)
-                {
-                    report.findings.push(f);
-                }
-                report.finish(false);
-                return report;
+    /// The budgets in use.
+    pub fn limits(&self) -> &ScanLimits {
+        &self.limits
+    }
+
+    /// Scans one input and reports it under the input's name. Never panics and never fails:
+    /// a file that cannot be opened or read gets verdict `error` (with an `MWD001` finding),
+    /// a file over a budget an `MWD002` finding, a parser panic an `MWD002` finding.
+    pub fn scan(&self, input: Input<'_>) -> FileReport {
+        match input {
+            Input::Path { path, display } => {
+                let file = match std::fs::File::open(path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        return self.unavailable(
+                            display,
+                            0,
+                            0,
+                            e.to_string(),
+                            format!("cannot open the file: {e}"),
+                        );
+                    }
+                };
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut file = file;
+                self.judge(display, len, &mut file, Counted::Reads)
             }
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        report.size = len;
+            Input::Bytes { name, data } => {
+                let len = data.len() as u64;
+                self.judge(name, len, &mut Cursor::new(data), Counted::Exactly(len))
+            }
+            Input::Reader {
+                display,
+                mut reader,
+                len,
+            } => {
+                let mut report = self.judge(display, len, &mut reader, Counted::Reads);
+                if let Some(n) = reader.bytes_fetched() {
+                    report.bytes_read = n;
+                }
+                if let Some(e) = reader.failure() {
+                    self.incomplete(&mut report, e);
+                }
+                report
+            }
+            Input::Unavailable {
+                display,
+                size,
+                bytes_read,
+                error,
+                message,
+            } => self.unavailable(display, size, bytes_read, error, message),
+        }
+    }
+
+    /// Scans many inputs in parallel (rayon's pool), calling `progress` as each one finishes.
+    /// Each target becomes its [`Input`] on the worker that scans it. Reports are in the order
+    /// of `targets`.
+    pub fn scan_many<T: ToInput + Sync>(
+        &self,
+        targets: &[T],
+        progress: impl Fn(&FileReport) + Sync,
+    ) -> Vec<FileReport> {
+        targets
+            .par_iter()
+            .map(|t| {
+                let r = self.scan(t.to_input());
+                progress(&r);
+                r
+            })
+            .collect()
+    }
+
+    /// [`Scanner::scan_many`] on `threads` workers of its own, for inputs that wait on the
+    /// network more than on the CPU (remote files).
+    pub fn scan_many_threads<T: ToInput + Sync>(
+        &self,
+        targets: &[T],
+        threads: usize,
+        progress: impl Fn(&FileReport) + Sync,
+    ) -> Vec<FileReport> {
+        match rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+        {
+            Ok(pool) => pool.install(|| self.scan_many(targets, &progress)),
+            Err(_) => self.scan_many(targets, progress),
+        }
+    }
+
+    /// Scans files and directories in parallel; `progress` is called as each file finishes.
+    /// A path that cannot be listed is reported with verdict `error`.
+    pub fn scan_paths(&self, paths: &[PathBuf], progress: impl Fn(&FileReport) + Sync) -> ScanReport {
+        let start = Instant::now();
+        let (targets, errors) = walk::expand(paths);
+        let mut files = self.scan_many(&targets, progress);
+        files.extend(errors.into_iter().map(|(path, err)| error_report(path, err)));
+        ScanReport::new(
+            env!("CARGO_PKG_VERSION"),
+            files,
+            start.elapsed().as_millis() as u64,
+        )
+    }
+
+    /// The one report builder: budgets checked, the engine run under the one panic catch,
+    /// findings capped, verdict set.
+    fn judge(&self, display: String, len: u64, r: &mut dyn ReadSeek, counted: Counted) -> FileReport {
+        let loc = Location::file(&display);
         let mut engine = engine::Engine::new(&self.policy, &self.limits);
+        let mut report = blank(display, len);
         if len > self.limits.max_file_size {
             engine.fact(
                 Fact::new(
@@ -96,42 +204,8 @@ impl Scanner {
             return report;
         }
         let count = Arc::new(AtomicU64::new(0));
-        let mut reader = Counting::new(file, count.clone());
-        let format = catch(|| engine.seekable(&mut reader, len, &loc, 0, Default::default()));
-        report.format = match format {
-            Ok(f) => f,
-            Err(panic) => {
-                engine.fact(
-                    Fact::new(
-                        "MWD002",
-                        format!("internal error while scanning: {panic}; please report it"),
-                    ),
-                    &loc,
-                );
-                "unknown".into()
-            }
-        };
-        report.bytes_read = count.load(Ordering::Relaxed);
-        report.findings = engine.into_findings();
-        let known = !matches!(report.format.as_str(), "unknown");
-        report.finish(known);
-        report
-    }
-
-    /// Scans content from any seekable source (a remote file over HTTP range requests, a blob
-    /// in a cache), reporting it under `display`. `bytes_read` is left for the caller to fill
-    /// when it counts reads itself; here it counts what passed through the scanner.
-    pub fn scan_source(
-        &self,
-        display: &str,
-        r: &mut dyn modelward_formats::io::ReadSeek,
-        len: u64,
-    ) -> FileReport {
-        let loc = Location::file(display);
-        let mut engine = engine::Engine::new(&self.policy, &self.limits);
-        let count = Arc::new(AtomicU64::new(0));
         let mut reader = Counting::new(r, count.clone());
-        let format = match catch(|| engine.seekable(&mut reader, len, &loc, 0, Default::default())) {
+        report.format = match catch(|| engine.seekable(&mut reader, len, &loc, 0, Default::default())) {
             Ok(f) => f,
             Err(panic) => {
                 engine.fact(
@@ -144,82 +218,74 @@ impl Scanner {
                 "unknown".into()
             }
         };
-        let mut report = FileReport {
-            path: display.to_owned(),
-            format,
-            verdict: Verdict::Clean,
-            severity: None,
-            findings: engine.into_findings(),
-            size: len,
-            bytes_read: count.load(Ordering::Relaxed),
-            error: None,
+        report.bytes_read = match counted {
+            Counted::Reads => count.load(Ordering::Relaxed),
+            Counted::Exactly(n) => n,
         };
+        report.findings = engine.into_findings();
         let known = report.format != "unknown";
         report.finish(known);
         report
     }
 
-    /// Scans bytes held in memory.
-    pub fn scan_bytes(&self, name: &str, data: &[u8]) -> FileReport {
-        let loc = Location::file(name);
-        let mut engine = engine::Engine::new(&self.policy, &self.limits);
-        let mut cursor = std::io::Cursor::new(data);
-        let format = catch(|| engine.seekable(&mut cursor, data.len() as u64, &loc, 0, Default::default()))
-            .unwrap_or_else(|_| "unknown".into());
-        let mut report = FileReport {
-            path: name.to_owned(),
-            format: String::new(),
-            verdict: Verdict::Clean,
-            severity: None,
-            findings: engine.into_findings(),
-            size: data.len() as u64,
-            bytes_read: data.len() as u64,
-            error: None,
-        };
-        report.format = format;
+    /// A source that failed part way: what was found stays; nothing is called clean.
+    fn incomplete(&self, report: &mut FileReport, error: String) {
+        let loc = Location::file(&report.path);
+        if let Some(f) = self.policy.finding(
+            Fact::new(
+                "MWD001",
+                format!("the file could not be read completely: {error}; what was not read was not judged"),
+            ),
+            &loc,
+        ) {
+            report.findings.push(f);
+        }
         let known = report.format != "unknown";
         report.finish(known);
+        if !matches!(report.verdict, Verdict::Malicious) {
+            report.error = Some(error);
+            report.finish(known);
+        }
+    }
+
+    /// The report of an input that could not be opened.
+    fn unavailable(
+        &self,
+        display: String,
+        size: u64,
+        bytes_read: u64,
+        error: String,
+        message: String,
+    ) -> FileReport {
+        let loc = Location::file(&display);
+        let mut report = blank(display, size);
+        report.bytes_read = bytes_read;
+        report.error = Some(error);
+        if let Some(f) = self.policy.finding(Fact::new("MWD001", message), &loc) {
+            report.findings.push(f);
+        }
+        report.finish(false);
         report
-    }
-
-    /// Scans files and directories in parallel; `progress` is called as each file finishes.
-    pub fn scan_paths(&self, paths: &[PathBuf], progress: impl Fn(&FileReport) + Sync) -> ScanReport {
-        let start = Instant::now();
-        let (targets, errors) = walk::expand(paths);
-        let mut files = self.scan_targets(&targets, progress);
-        files.extend(errors.into_iter().map(|(path, err)| error_report(path, err)));
-        ScanReport::new(
-            env!("CARGO_PKG_VERSION"),
-            files,
-            start.elapsed().as_millis() as u64,
-        )
-    }
-
-    /// Scans files already listed (see [`walk::expand`]) in parallel.
-    pub fn scan_targets(&self, targets: &[Target], progress: impl Fn(&FileReport) + Sync) -> Vec<FileReport> {
-        targets
-            .par_iter()
-            .map(|t| {
-                let r = self.scan_file(t);
-                progress(&r);
-                r
-            })
-            .collect()
     }
 }
 
-/// The report for a path that could not be scanned at all.
-pub fn error_report(path: String, error: String) -> FileReport {
-    let mut r = FileReport {
+fn blank(path: String, size: u64) -> FileReport {
+    FileReport {
         path,
         format: "unknown".into(),
-        verdict: Verdict::Error,
+        verdict: Verdict::Clean,
         severity: None,
         findings: Vec::new(),
-        size: 0,
+        size,
         bytes_read: 0,
-        error: Some(error),
-    };
+        error: None,
+    }
+}
+
+/// The report for a path that could not be listed at all (no finding: nothing was opened).
+pub fn error_report(path: String, error: String) -> FileReport {
+    let mut r = blank(path, 0);
+    r.error = Some(error);
     r.finish(false);
     r
 }

@@ -147,7 +147,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             display: c.display,
         }));
     }
-    let mut files = scanner.scan_targets(&targets, progress);
+    let mut files = scanner.scan_many(&targets, progress);
     files.extend(
         errors
             .into_iter()
