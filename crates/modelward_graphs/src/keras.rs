@@ -98,19 +98,7 @@ pub fn looks_like_keras_zip(member_names: &[&str]) -> bool {
     has("config.json") && has("metadata.json")
 }
 
-/// Whether `head` holds the HDF5 signature at 0, 512, 1024, 2048, ... (a user block may precede
-/// the superblock).
-pub fn looks_like_hdf5(head: &[u8]) -> bool {
-    let mut at = 0usize;
-    loop {
-        match head.get(at..at + HDF5_MAGIC.len()) {
-            Some(s) if s == HDF5_MAGIC => return true,
-            Some(_) => {}
-            None => return false,
-        }
-        at = if at == 0 { 512 } else { at * 2 };
-    }
-}
+pub use modelward_formats::graph_sniff::looks_like_hdf5;
 
 /// Checks a Keras model config (JSON text) and returns what it found.
 pub fn check_config(json: &str) -> Vec<Fact> {

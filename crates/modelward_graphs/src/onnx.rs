@@ -50,67 +50,7 @@ pub const STANDARD_DOMAINS: &[&str] = &[
 /// The domain of onnxruntime-extensions' custom (and Python) ops.
 const CONTRIB_DOMAIN: &str = "ai.onnx.contrib";
 
-/// Known `ModelProto` fields: `(number, length-delimited)`.
-const MODEL_FIELDS: &[(u32, bool)] = &[
-    (1, false),
-    (2, true),
-    (3, true),
-    (4, true),
-    (5, false),
-    (6, true),
-    (7, true),
-    (8, true),
-    (14, true),
-    (20, true),
-    (25, true),
-    (26, true),
-];
-
-/// Best-effort test that a file is an ONNX model: the encoding of a `ModelProto` starts with
-/// `ir_version` (field 1) followed by other model fields whose lengths fit in the file.
-pub fn looks_like_onnx(head: &[u8], len: u64) -> bool {
-    if head.first() != Some(&0x08) {
-        return false;
-    }
-    let mut pos = 1usize;
-    match wire::read_varint(head, &mut pos) {
-        Some(v) if (1..=64).contains(&v) => {}
-        _ => return false,
-    }
-    let mut fields = 1;
-    while pos < head.len() {
-        let Some(key) = wire::read_varint(head, &mut pos) else {
-            return fields >= 2;
-        };
-        let (number, wt) = (key >> 3, key & 7);
-        let Some(&(_, delimited)) = MODEL_FIELDS.iter().find(|f| u64::from(f.0) == number) else {
-            return false;
-        };
-        if delimited != (wt == 2) || (!delimited && wt != 0) {
-            return false;
-        }
-        if delimited {
-            let Some(l) = wire::read_varint(head, &mut pos) else {
-                return fields >= 2;
-            };
-            if (pos as u64).saturating_add(l) > len {
-                return false;
-            }
-            fields += 1;
-            let end = pos.saturating_add(usize::try_from(l).unwrap_or(usize::MAX));
-            if end > head.len() {
-                return true;
-            }
-            pos = end;
-        } else {
-            if wire::read_varint(head, &mut pos).is_none() {
-                return fields >= 2;
-            }
-            fields += 1;
-        }
-    }
-    fields >= 2
-}
+pub use modelward_formats::graph_sniff::looks_like_onnx;
 
 /// The external-data locations named by a model's tensors (for a caller that wants to check the
 /// files themselves: symlinks, existence). Empty when the model cannot be decoded.

@@ -178,46 +178,7 @@ fn known_op(op: &str) -> bool {
         || op.ends_with("GradV2")
 }
 
-/// Best-effort test that `head` is a SavedModel: field 1 (schema version) and/or field 2 (a
-/// meta graph) whose start looks like a `MetaGraphDef`. Meant as a hint for files named
-/// `saved_model.pb`; a truncated head is fine.
-pub fn looks_like_saved_model(head: &[u8]) -> bool {
-    let mut pos = 0usize;
-    let mut seen_meta = false;
-    while pos < head.len() {
-        let start = pos;
-        let Some(key) = wire::read_varint(head, &mut pos) else {
-            return false;
-        };
-        match key {
-            0x08 => {
-                if wire::read_varint(head, &mut pos).is_none_or(|v| v > 16) {
-                    return false;
-                }
-            }
-            0x12 => {
-                let Some(len) = wire::read_varint(head, &mut pos).and_then(|l| usize::try_from(l).ok())
-                else {
-                    return false;
-                };
-                // The meta graph may run past the head; look at what is there.
-                let body = &head[pos..head.len().min(pos.saturating_add(len))];
-                let first = body.first().copied();
-                // MetaGraphDef starts with meta_info_def (1), graph_def (2) or saver_def (3).
-                if !matches!(first, Some(0x0a | 0x12 | 0x1a)) {
-                    return false;
-                }
-                seen_meta = true;
-                if pos.saturating_add(len) > head.len() {
-                    return true;
-                }
-                pos += len;
-            }
-            _ => return seen_meta && start > 0,
-        }
-    }
-    seen_meta
-}
+pub use modelward_formats::graph_sniff::looks_like_saved_model;
 
 struct Scope<'a> {
     /// `graph` or the function's name.

@@ -206,7 +206,7 @@ impl Scanner {
         let count = Arc::new(AtomicU64::new(0));
         let mut reader = Counting::new(r, count.clone());
         report.format = match catch(|| engine.seekable(&mut reader, len, &loc, 0, Default::default())) {
-            Ok(f) => f,
+            Ok(f) => f.name().into(),
             Err(panic) => {
                 engine.fact(
                     Fact::new(

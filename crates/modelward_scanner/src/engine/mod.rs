@@ -1,0 +1,480 @@
+//! The recursion at the heart of a scan: sniff content, hand it to the handler of its format,
+//! and turn every fact into a finding at its location.
+//!
+//! This module is only the dispatcher: [`Engine::seekable`] and [`Engine::stream`] match
+//! every [`Format`] exhaustively (no wildcard arm, so a format that sniffing learns to
+//! recognise cannot be left unscanned without the compiler saying so) and call one handler
+//! module per format family. Every handler gets the same small context, the [`Engine`]:
+//! [`Engine::fact`] to report, [`Engine::seekable`] / [`Engine::stream`] to recurse into
+//! what it contains, [`Engine::limits`] for its budgets. Format knowledge (layouts, headers)
+//! lives in `modelward_formats` and `modelward_graphs`, not here.
+
+mod archive;
+mod compressed;
+mod keras;
+mod npy;
+mod onnx;
+mod pickle;
+mod tensorflow;
+mod tensors;
+mod text;
+mod zip;
+
+use crate::limits::ScanLimits;
+use modelward_diagnostics::{Fact, Finding, Location};
+use modelward_formats::io::{ReadSeek, Window};
+use modelward_formats::torch::StreamLayout;
+use modelward_formats::{Format, SNIFF_LEN, sniff_len};
+use modelward_pickle::{ReadSource, SeekSource};
+use modelward_policy::Policy;
+use std::collections::HashMap;
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::time::Instant;
+
+/// What the container says about the content being scanned.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hint {
+    /// Inside a PyTorch container.
+    pub torch: bool,
+    /// A raw tensor storage: PyTorch never unpickles it; only its first bytes are checked.
+    pub storage: bool,
+    /// How many pickles this content is nested in (constants inside pickles).
+    pub nested: u32,
+    /// How pickles and raw data alternate in the content.
+    pub layout: StreamLayout,
+    /// The content is already in memory (no need to slurp it).
+    pub in_memory: bool,
+}
+
+/// Content up to this size is read once into memory instead of being re-read piecewise.
+const SMALL: u64 = 256 * 1024;
+
+/// The context every handler receives.
+pub(crate) struct Engine<'a> {
+    policy: &'a Policy,
+    limits: &'a ScanLimits,
+    findings: Vec<Finding>,
+    members: u64,
+    members_reported: bool,
+    deadline: Instant,
+    timed_out: bool,
+}
+
+fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n);
+    r.take(n as u64).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+fn read_at(r: &mut dyn ReadSeek, at: u64, n: usize) -> io::Result<Vec<u8>> {
+    r.seek(SeekFrom::Start(at))?;
+    read_head(r, n)
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(policy: &'a Policy, limits: &'a ScanLimits) -> Engine<'a> {
+        Engine {
+            policy,
+            limits,
+            findings: Vec::new(),
+            members: 0,
+            members_reported: false,
+            deadline: Instant::now() + limits.max_time,
+            timed_out: false,
+        }
+    }
+
+    /// The budgets of this scan.
+    pub fn limits(&self) -> &'a ScanLimits {
+        self.limits
+    }
+
+    /// The policy, for handlers that judge names themselves (config targets).
+    pub fn policy(&self) -> &'a Policy {
+        self.policy
+    }
+
+    /// The findings, at most [`ScanLimits::max_findings_per_rule`] per rule (the most severe
+    /// kept, in scan order otherwise); the rest of a rule become one finding that counts them,
+    /// with their highest severity, so the verdict is unchanged.
+    pub fn into_findings(self) -> Vec<Finding> {
+        let max = self.limits.max_findings_per_rule.max(1);
+        // Per rule, in order of first appearance.
+        let mut by_rule: Vec<Vec<Finding>> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for f in self.findings {
+            let i = *index.entry(f.rule.clone()).or_insert_with(|| {
+                by_rule.push(Vec::new());
+                by_rule.len() - 1
+            });
+            by_rule[i].push(f);
+        }
+        let mut kept = Vec::new();
+        for mut group in by_rule {
+            if group.len() > max {
+                // Stable: scan order among equally severe findings.
+                group.sort_by_key(|f| std::cmp::Reverse(f.severity));
+                let rest = group.split_off(max);
+                let count = rest.len();
+                // The first of the rest is the most severe of them: it becomes the summary.
+                if let Some(mut summary) = rest.into_iter().next() {
+                    summary.message = format!(
+                        "{count} more {} findings in this file are not listed (at most {max} per rule are)",
+                        summary.rule
+                    );
+                    summary.location = Location::file(summary.location.path.clone());
+                    summary.evidence = None;
+                    group.push(summary);
+                }
+            }
+            kept.extend(group);
+        }
+        kept
+    }
+
+    /// Reports a fact at a location (the policy decides whether and how it is a finding).
+    pub fn fact(&mut self, fact: Fact, loc: &Location) {
+        if let Some(f) = self.policy.finding(fact, loc) {
+            self.findings.push(f);
+        }
+    }
+
+    /// Facts from a parser, all at one location.
+    pub fn facts(&mut self, facts: impl IntoIterator<Item = Fact>, loc: &Location) {
+        for f in facts {
+            self.fact(f, loc);
+        }
+    }
+
+    /// How many findings so far (a handler may take back what it found, see `truncate`).
+    fn mark(&self) -> usize {
+        self.findings.len()
+    }
+
+    fn truncate(&mut self, mark: usize) {
+        self.findings.truncate(mark);
+    }
+
+    fn over_time(&mut self, loc: &Location) -> bool {
+        if !self.timed_out && Instant::now() > self.deadline {
+            self.timed_out = true;
+            let secs = self.limits.max_time.as_secs();
+            self.fact(
+                Fact::new(
+                    "MWD002",
+                    format!("the {secs} s time budget ran out; the rest of the file was not scanned"),
+                ),
+                loc,
+            );
+        }
+        self.timed_out
+    }
+
+    fn too_deep(&mut self, depth: u32, loc: &Location) -> bool {
+        if depth > self.limits.max_depth {
+            self.fact(
+                Fact::new(
+                    "ARC202",
+                    format!(
+                        "containers nest deeper than {} levels; this one was not opened",
+                        self.limits.max_depth
+                    ),
+                ),
+                loc,
+            );
+            return true;
+        }
+        false
+    }
+
+    fn unreadable(&mut self, loc: &Location, what: impl std::fmt::Display) {
+        self.fact(Fact::new("ARC107", format!("could not be read: {what}")), loc);
+    }
+
+    /// Counts one archive member against the budget of all archives together.
+    fn member_budget(&mut self, loc: &Location) -> bool {
+        self.members += 1;
+        if self.members > self.limits.max_members {
+            if !self.members_reported {
+                self.members_reported = true;
+                self.fact(
+                    Fact::new(
+                        "ARC203",
+                        format!(
+                            "more than {} archive members; the rest were not scanned",
+                            self.limits.max_members
+                        ),
+                    ),
+                    loc,
+                );
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Scans seekable content occupying `[0, len)` of `r`. Returns its format.
+    pub fn seekable(
+        &mut self,
+        r: &mut dyn ReadSeek,
+        len: u64,
+        loc: &Location,
+        depth: u32,
+        hint: Hint,
+    ) -> Format {
+        if self.too_deep(depth, loc) || self.over_time(loc) {
+            return Format::Unknown;
+        }
+        if !hint.in_memory && !hint.storage && len <= SMALL {
+            let mut data = Vec::with_capacity(len as usize);
+            if let Err(e) = r
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| r.take(len).read_to_end(&mut data))
+            {
+                self.unreadable(loc, e);
+                return Format::Unknown;
+            }
+            let n = data.len() as u64;
+            return self.seekable(
+                &mut Cursor::new(data),
+                n,
+                loc,
+                depth,
+                Hint {
+                    in_memory: true,
+                    ..hint
+                },
+            );
+        }
+        let want = if hint.storage {
+            self.limits.storage_head
+        } else {
+            SNIFF_LEN
+        };
+        let head = match read_at(r, 0, want.min(usize::try_from(len).unwrap_or(usize::MAX))) {
+            Ok(h) => h,
+            Err(e) => {
+                self.unreadable(loc, e);
+                return Format::Unknown;
+            }
+        };
+        let format = sniff_len(&head, Some(len));
+        if hint.storage && format != Format::Pickle && !matches!(format, Format::Zip | Format::SevenZip) {
+            return Format::TensorData;
+        }
+        // Forward-only handlers read the content from its start.
+        macro_rules! from_start {
+            ($f:expr) => {{
+                if let Err(e) = r.seek(SeekFrom::Start(0)) {
+                    self.unreadable(loc, e);
+                    return format;
+                }
+                $f
+            }};
+        }
+        match format {
+            Format::Zip | Format::PytorchZip | Format::TorchScript | Format::Keras | Format::Npz => {
+                zip::scan(self, r, len, loc, depth)
+            }
+            Format::SevenZip => archive::sevenz(self, r, loc, depth),
+            Format::Tar => from_start!({
+                archive::tar(self, &mut Window::new(r, 0, len), loc, depth, hint);
+                format
+            }),
+            Format::Gzip
+            | Format::Bzip2
+            | Format::Xz
+            | Format::Lzma
+            | Format::Zstd
+            | Format::Lz4
+            | Format::Zlib => from_start!({
+                compressed::decompress(self, format, &mut Window::new(r, 0, len), loc, depth, hint);
+                format
+            }),
+            Format::JoblibZfile => from_start!({
+                compressed::joblib_zfile(self, &mut Window::new(r, 0, len), loc, depth, hint);
+                format
+            }),
+            Format::Npy => npy::seekable(self, r, len, &head, loc, depth, hint),
+            Format::Pickle | Format::PytorchLegacy | Format::Joblib => {
+                if let Err(e) = r.seek(SeekFrom::Start(0)) {
+                    self.unreadable(loc, e);
+                    return Format::Pickle;
+                }
+                let found = pickle::scan(
+                    self,
+                    SeekSource::new(&mut *r, 0, len),
+                    Some(len),
+                    loc,
+                    depth,
+                    hint,
+                );
+                zip::polyglot(self, r, len, loc, depth);
+                found
+            }
+            Format::Safetensors => tensors::safetensors(self, r, len, loc),
+            Format::Gguf => tensors::gguf(self, r, len, loc),
+            Format::Text | Format::Json | Format::Python | Format::Jinja => {
+                if let Err(e) = r.seek(SeekFrom::Start(0)) {
+                    self.unreadable(loc, e);
+                    return Format::Text;
+                }
+                text::scan(self, r, loc)
+            }
+            Format::Hdf5 => keras::hdf5(self, r, len, loc),
+            Format::Onnx | Format::Protobuf => onnx::scan(self, r, len, loc),
+            Format::SavedModel => tensorflow::saved_model(self, r, len, loc),
+            Format::KerasMetadata => match tensorflow::keras_metadata(self, r, len, loc) {
+                Some(found) => found,
+                None => self.unknown(r, len, loc, depth),
+            },
+            Format::TensorData => Format::TensorData,
+            Format::Unknown => self.unknown(r, len, loc, depth),
+        }
+    }
+
+    /// Content nothing recognised: a zip with something before it (a self-extractor) is still
+    /// a zip to zip readers.
+    fn unknown(&mut self, r: &mut dyn ReadSeek, len: u64, loc: &Location, depth: u32) -> Format {
+        if modelward_formats::zip::has_end_record(r, len).unwrap_or(false) {
+            zip::scan(self, r, len, loc, depth)
+        } else {
+            Format::Unknown
+        }
+    }
+
+    /// Scans forward-only content (a decompressed stream, a tar or 7z member). Formats that
+    /// need random access are spooled and scanned as seekable content.
+    pub fn stream(&mut self, r: &mut dyn Read, loc: &Location, depth: u32, hint: Hint) -> Format {
+        if self.too_deep(depth, loc) || self.over_time(loc) {
+            return Format::Unknown;
+        }
+        let want = if hint.storage {
+            self.limits.storage_head
+        } else {
+            SNIFF_LEN
+        };
+        let head = match read_head(r, want) {
+            Ok(h) => h,
+            Err(e) => {
+                self.unreadable(loc, e);
+                return Format::Unknown;
+            }
+        };
+        let format = sniff_len(&head, None);
+        if hint.storage && format != Format::Pickle && !matches!(format, Format::Zip | Format::SevenZip) {
+            return Format::TensorData;
+        }
+        let mut chained = Cursor::new(head).chain(r);
+        match format {
+            Format::Unknown => Format::Unknown,
+            Format::Text | Format::Json | Format::Python | Format::Jinja => {
+                text::scan(self, &mut chained, loc)
+            }
+            Format::Pickle | Format::PytorchLegacy | Format::Joblib => {
+                pickle::scan(self, ReadSource(&mut chained), None, loc, depth, hint)
+            }
+            Format::Tar => {
+                archive::tar(self, &mut chained, loc, depth, hint);
+                format
+            }
+            Format::Gzip
+            | Format::Bzip2
+            | Format::Xz
+            | Format::Lzma
+            | Format::Zstd
+            | Format::Lz4
+            | Format::Zlib => {
+                compressed::decompress(self, format, &mut chained, loc, depth, hint);
+                format
+            }
+            Format::JoblibZfile => {
+                compressed::joblib_zfile(self, &mut chained, loc, depth, hint);
+                format
+            }
+            Format::Npy => {
+                npy::stream(self, &mut chained, loc, depth, hint);
+                format
+            }
+            Format::Zip
+            | Format::PytorchZip
+            | Format::TorchScript
+            | Format::Keras
+            | Format::Npz
+            | Format::SevenZip
+            | Format::Safetensors
+            | Format::Gguf
+            | Format::Hdf5
+            | Format::Onnx
+            | Format::Protobuf
+            | Format::SavedModel
+            | Format::KerasMetadata => self.spool(&mut chained, loc, depth),
+            Format::TensorData => Format::TensorData,
+        }
+    }
+
+    /// Copies a stream to a temporary file (memory up to 8 MiB) to scan it with random access.
+    fn spool(&mut self, r: &mut dyn Read, loc: &Location, depth: u32) -> Format {
+        let mut file = tempfile::SpooledTempFile::new(8 << 20);
+        let copied = match io::copy(&mut r.take(self.limits.max_spool + 1), &mut file) {
+            Ok(n) => n,
+            Err(e) => {
+                self.unreadable(loc, e);
+                return Format::Unknown;
+            }
+        };
+        if copied > self.limits.max_spool {
+            self.fact(
+                Fact::new(
+                    "MWD002",
+                    format!(
+                        "an archive inside a stream is larger than {} bytes and was not opened",
+                        self.limits.max_spool
+                    ),
+                ),
+                loc,
+            );
+            return Format::Unknown;
+        }
+        if file.seek(SeekFrom::Start(0)).is_err() {
+            return Format::Unknown;
+        }
+        self.seekable(&mut file, copied, loc, depth, Hint::default())
+    }
+
+    /// A whole protobuf model in memory (protobuf has no random access), at most
+    /// `MAX_PROTOBUF` bytes; `over` is the format reported when it is larger.
+    fn protobuf(
+        &mut self,
+        r: &mut dyn ReadSeek,
+        len: u64,
+        loc: &Location,
+        over: Format,
+    ) -> Result<Vec<u8>, Format> {
+        if len > MAX_PROTOBUF {
+            self.fact(
+                Fact::new(
+                    "MWD002",
+                    format!(
+                        "a {len}-byte protobuf model is over the {} MiB decode budget; it was not decoded",
+                        MAX_PROTOBUF >> 20
+                    ),
+                ),
+                loc,
+            );
+            return Err(over);
+        }
+        let mut data = Vec::with_capacity(len as usize);
+        if let Err(e) = r
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| r.take(len).read_to_end(&mut data))
+        {
+            self.unreadable(loc, e);
+            return Err(Format::Unknown);
+        }
+        Ok(data)
+    }
+}
+
+/// Largest protobuf model (ONNX, SavedModel) decoded; protobuf has no random access.
+const MAX_PROTOBUF: u64 = 256 << 20;
