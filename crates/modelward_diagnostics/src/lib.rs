@@ -9,6 +9,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod collect;
+pub use collect::FactCollector;
+
 /// Version of the JSON document shape (`--format json`); bump on any breaking change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -198,6 +201,10 @@ pub struct Fact {
     pub confidence: Option<Confidence>,
     /// Why it matters, when more specific than the rule's summary.
     pub why: Option<String>,
+    /// Non-zero when this fact stands for that many more facts of its rule that a
+    /// [`FactCollector`] did not keep (its message says so); the scanner folds it into the
+    /// file's one per-rule summary.
+    pub more: usize,
 }
 
 impl Fact {
@@ -211,6 +218,7 @@ impl Fact {
             severity: None,
             confidence: None,
             why: None,
+            more: 0,
         }
     }
 

@@ -102,7 +102,13 @@ pub use modelward_formats::graph_sniff::looks_like_hdf5;
 
 /// Checks a Keras model config (JSON text) and returns what it found.
 pub fn check_config(json: &str) -> Vec<Fact> {
-    let mut w = Walker::default();
+    check_config_capped(json, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_config`] with at most `cap` facts per rule (the scanner passes
+/// `max-findings-per-rule`).
+pub fn check_config_capped(json: &str, cap: usize) -> Vec<Fact> {
+    let mut w = Walker::new(cap);
     w.config(json, "");
     w.finish()
 }
@@ -166,35 +172,27 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     indifferent.decode(&clean).ok()
 }
 
-#[derive(Default)]
 struct Walker {
-    facts: Vec<Fact>,
-    counts: std::collections::HashMap<&'static str, usize>,
+    /// Capped per rule by the one collector.
+    facts: modelward_diagnostics::FactCollector,
     /// Layer names from the root to the object being visited.
     path: Vec<String>,
 }
 
 impl Walker {
-    fn push(&mut self, f: Fact) {
-        let n = self.counts.entry(f.rule).or_insert(0);
-        *n += 1;
-        if *n <= MAX_FACTS_PER_RULE {
-            self.facts.push(f);
+    fn new(cap: usize) -> Walker {
+        Walker {
+            facts: modelward_diagnostics::FactCollector::new(cap),
+            path: Vec::new(),
         }
     }
 
-    fn finish(mut self) -> Vec<Fact> {
-        for (rule, n) in &self.counts {
-            if *n > MAX_FACTS_PER_RULE
-                && let Some(last) = self.facts.iter_mut().rev().find(|f| f.rule == *rule)
-            {
-                last.message.push_str(&format!(
-                    " ({} more like this not listed)",
-                    n - MAX_FACTS_PER_RULE
-                ));
-            }
-        }
-        self.facts
+    fn push(&mut self, f: Fact) {
+        self.facts.push(f);
+    }
+
+    fn finish(self) -> Vec<Fact> {
+        self.facts.finish()
     }
 
     fn here(&self) -> String {
@@ -635,6 +633,13 @@ struct H5Report {
 /// group) in pure Rust and checks them as configs; reports external links and external raw data
 /// files anywhere in the file. Reads only metadata, never the weights.
 pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
+    check_h5_capped(r, len, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_h5`] with at most `cap` facts per rule from the configs (the scanner passes
+/// `max-findings-per-rule`); links and external files are listed up to
+/// [`MAX_FACTS_PER_RULE`] each, which bounds what the HDF5 walk collects.
+pub fn check_h5_capped(r: &mut dyn ReadSeek, len: u64, cap: usize) -> Vec<Fact> {
     let (tx, rx) = mpsc::channel::<(u64, usize, Reply)>();
     let mut served = 0u64;
     let mut budget_hit = false;
@@ -676,7 +681,7 @@ pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
             return facts;
         }
     };
-    let mut w = Walker::default();
+    let mut w = Walker::new(cap);
     for (name, text) in &rep.configs {
         w.config(text, name);
     }
@@ -950,7 +955,8 @@ mod config_tests {
         let layer = r#"{"module": "mylib", "class_name": "X", "config": {}}"#;
         let many = format!("[{}]", vec![layer; MAX_FACTS_PER_RULE + 20].join(","));
         let f = check_config(&many);
-        assert_eq!(f.len(), MAX_FACTS_PER_RULE);
+        // The cap, then the one summary fact of the collector.
+        assert_eq!(f.len(), MAX_FACTS_PER_RULE + 1);
         assert!(f.last().unwrap().message.contains("20 more"));
     }
 

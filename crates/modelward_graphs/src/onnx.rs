@@ -58,7 +58,7 @@ pub fn external_data_locations(bytes: &[u8]) -> Vec<String> {
     let Some((model, blobs)) = decode(bytes).ok() else {
         return Vec::new();
     };
-    let mut c = Checker::new(&blobs, true);
+    let mut c = Checker::new(&blobs, true, MAX_FACTS_PER_RULE);
     c.model(&model);
     c.locations
 }
@@ -87,11 +87,17 @@ fn decode(bytes: &[u8]) -> Result<(ModelProto, Blobs), Fact> {
 /// sits in (a file on disk) and checks relative external-data files itself; when it does not
 /// (a member of an archive, a stream), in-folder external data is reported as info (`ONX107`).
 pub fn check_model(bytes: &[u8], model_dir_is_known: bool) -> Vec<Fact> {
+    check_model_capped(bytes, model_dir_is_known, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_model`] with at most `cap` facts per rule (the scanner passes
+/// `max-findings-per-rule`).
+pub fn check_model_capped(bytes: &[u8], model_dir_is_known: bool, cap: usize) -> Vec<Fact> {
     let (model, blobs) = match decode(bytes) {
         Ok(m) => m,
         Err(f) => return vec![f],
     };
-    let mut c = Checker::new(&blobs, model_dir_is_known);
+    let mut c = Checker::new(&blobs, model_dir_is_known, cap);
     c.model(&model);
     c.finish()
 }
@@ -99,8 +105,8 @@ pub fn check_model(bytes: &[u8], model_dir_is_known: bool) -> Vec<Fact> {
 struct Checker<'a> {
     blobs: &'a Blobs,
     dir_known: bool,
-    facts: Vec<Fact>,
-    counts: HashMap<&'static str, usize>,
+    /// Capped per rule by the one collector.
+    facts: modelward_diagnostics::FactCollector,
     /// Local functions: `(domain, name)`.
     functions: HashSet<(String, String)>,
     /// `(rule, domain, op)` → (count, first place).
@@ -115,12 +121,11 @@ fn domain_of(d: Option<&str>) -> &str {
 }
 
 impl<'a> Checker<'a> {
-    fn new(blobs: &'a Blobs, dir_known: bool) -> Checker<'a> {
+    fn new(blobs: &'a Blobs, dir_known: bool, cap: usize) -> Checker<'a> {
         Checker {
             blobs,
             dir_known,
-            facts: Vec::new(),
-            counts: HashMap::new(),
+            facts: modelward_diagnostics::FactCollector::new(cap),
             functions: HashSet::new(),
             ops: BTreeMap::new(),
             locations: Vec::new(),
@@ -129,11 +134,7 @@ impl<'a> Checker<'a> {
     }
 
     fn push(&mut self, f: Fact) {
-        let n = self.counts.entry(f.rule).or_insert(0);
-        *n += 1;
-        if *n <= MAX_FACTS_PER_RULE {
-            self.facts.push(f);
-        }
+        self.facts.push(f);
     }
 
     fn model(&mut self, m: &ModelProto) {
@@ -423,17 +424,7 @@ impl<'a> Checker<'a> {
             .evidence(format!("limit {MAX_GRAPH_DEPTH}"));
             self.push(f);
         }
-        for (rule, n) in &self.counts {
-            if *n > MAX_FACTS_PER_RULE
-                && let Some(last) = self.facts.iter_mut().rev().find(|f| f.rule == *rule)
-            {
-                last.message.push_str(&format!(
-                    " ({} more like this not listed)",
-                    n - MAX_FACTS_PER_RULE
-                ));
-            }
-        }
-        self.facts
+        self.facts.finish()
     }
 }
 

@@ -10,12 +10,12 @@ use modelward_graphs::keras;
 use std::io::Cursor;
 
 pub(super) fn hdf5(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
-    cx.facts(keras::check_h5(r, len), loc);
+    cx.facts(keras::check_h5_capped(r, len, cx.cap()), loc);
     Format::Hdf5
 }
 
 pub(super) fn config(cx: &mut Engine<'_>, text: &str, loc: &Location, depth: u32) {
-    cx.facts(keras::check_config(text), loc);
+    cx.facts(keras::check_config_capped(text, cx.cap()), loc);
     for (i, payload) in keras::torch_module_payloads(text).into_iter().enumerate() {
         let ploc = loc.member(format!("TorchModuleWrapper payload {}", i + 1));
         let n = payload.len() as u64;

@@ -46,6 +46,10 @@ pub(crate) struct Hint {
     pub in_memory: bool,
 }
 
+/// One rule's findings in a file: its code, the findings, and what collectors counted
+/// without keeping (how many, and the most severe).
+type RuleGroup = (String, Vec<Finding>, Option<(usize, Finding)>);
+
 /// Content up to this size is read once into memory instead of being re-read piecewise.
 const SMALL: u64 = 256 * 1024;
 
@@ -54,6 +58,8 @@ pub(crate) struct Engine<'a> {
     policy: &'a Policy,
     limits: &'a ScanLimits,
     findings: Vec<Finding>,
+    /// Per rule: findings a parser's collector did not keep, and the most severe of them.
+    dropped: Vec<(usize, Finding)>,
     members: u64,
     members_reported: bool,
     deadline: Instant,
@@ -77,6 +83,7 @@ impl<'a> Engine<'a> {
             policy,
             limits,
             findings: Vec::new(),
+            dropped: Vec::new(),
             members: 0,
             members_reported: false,
             deadline: Instant::now() + limits.max_time,
@@ -89,33 +96,55 @@ impl<'a> Engine<'a> {
         self.limits
     }
 
+    /// The one per-rule cap (`max-findings-per-rule`), handed to every parser's collector.
+    pub fn cap(&self) -> usize {
+        self.limits.max_findings_per_rule.max(1)
+    }
+
     /// The policy, for handlers that judge names themselves (config targets).
     pub fn policy(&self) -> &'a Policy {
         self.policy
     }
 
     /// The findings, at most [`ScanLimits::max_findings_per_rule`] per rule (the most severe
-    /// kept, in scan order otherwise); the rest of a rule become one finding that counts them,
-    /// with their highest severity, so the verdict is unchanged.
+    /// kept, in scan order otherwise); the rest of a rule, with those the parsers' collectors
+    /// already counted, become one finding that counts them, with their highest severity, so
+    /// the verdict is unchanged.
     pub fn into_findings(self) -> Vec<Finding> {
-        let max = self.limits.max_findings_per_rule.max(1);
-        // Per rule, in order of first appearance.
-        let mut by_rule: Vec<Vec<Finding>> = Vec::new();
+        let max = self.cap();
+        // Per rule, in order of first appearance: the findings, and what collectors counted.
+        let mut by_rule: Vec<RuleGroup> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for f in self.findings {
             let i = *index.entry(f.rule.clone()).or_insert_with(|| {
-                by_rule.push(Vec::new());
+                by_rule.push((f.rule.clone(), Vec::new(), None));
                 by_rule.len() - 1
             });
-            by_rule[i].push(f);
+            by_rule[i].1.push(f);
+        }
+        for (n, sample) in self.dropped {
+            let i = *index.entry(sample.rule.clone()).or_insert_with(|| {
+                by_rule.push((sample.rule.clone(), Vec::new(), None));
+                by_rule.len() - 1
+            });
+            by_rule[i].2 = Some((n, sample));
         }
         let mut kept = Vec::new();
-        for mut group in by_rule {
-            if group.len() > max {
+        for (_, mut group, counted) in by_rule {
+            if group.len() > max || counted.is_some() {
                 // Stable: scan order among equally severe findings.
                 group.sort_by_key(|f| std::cmp::Reverse(f.severity));
-                let rest = group.split_off(max);
-                let count = rest.len();
+                let mut rest = group.split_off(max.min(group.len()));
+                let mut count = rest.len();
+                if let Some((n, sample)) = counted {
+                    count += n;
+                    // After the listed ones of equal severity: the collector saw it later.
+                    let at = rest
+                        .iter()
+                        .position(|f| f.severity < sample.severity)
+                        .unwrap_or(rest.len());
+                    rest.insert(at, sample);
+                }
                 // The first of the rest is the most severe of them: it becomes the summary.
                 if let Some(mut summary) = rest.into_iter().next() {
                     summary.message = format!(
@@ -134,8 +163,18 @@ impl<'a> Engine<'a> {
 
     /// Reports a fact at a location (the policy decides whether and how it is a finding).
     pub fn fact(&mut self, fact: Fact, loc: &Location) {
+        let more = fact.more;
         if let Some(f) = self.policy.finding(fact, loc) {
-            self.findings.push(f);
+            if more == 0 {
+                self.findings.push(f);
+            } else if let Some(d) = self.dropped.iter_mut().find(|d| d.1.rule == f.rule) {
+                d.0 += more;
+                if f.severity > d.1.severity {
+                    d.1 = f;
+                }
+            } else {
+                self.dropped.push((more, f));
+            }
         }
     }
 

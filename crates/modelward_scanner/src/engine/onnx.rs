@@ -9,7 +9,7 @@ use modelward_graphs::onnx;
 pub(super) fn scan(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
     match cx.protobuf(r, len, loc, Format::Onnx) {
         Ok(data) => {
-            cx.facts(onnx::check_model(&data, true), loc);
+            cx.facts(onnx::check_model_capped(&data, true, cx.cap()), loc);
             Format::Onnx
         }
         Err(f) => f,

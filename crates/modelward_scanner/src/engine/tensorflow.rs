@@ -10,7 +10,7 @@ use modelward_graphs::tensorflow;
 pub(super) fn saved_model(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
     match cx.protobuf(r, len, loc, Format::Protobuf) {
         Ok(data) => {
-            cx.facts(tensorflow::check_saved_model(&data), loc);
+            cx.facts(tensorflow::check_saved_model_capped(&data, cx.cap()), loc);
             Format::SavedModel
         }
         Err(f) => f,
@@ -27,7 +27,7 @@ pub(super) fn keras_metadata(
 ) -> Option<Format> {
     match cx.protobuf(r, len, loc, Format::Protobuf) {
         Ok(data) => {
-            let facts = tensorflow::check_keras_metadata(&data);
+            let facts = tensorflow::check_keras_metadata_capped(&data, cx.cap());
             if facts.is_empty() {
                 return None;
             }

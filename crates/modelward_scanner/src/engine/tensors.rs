@@ -7,16 +7,16 @@ use modelward_formats::io::ReadSeek;
 use modelward_formats::{Format, gguf, safetensors, template};
 
 pub(super) fn safetensors(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
-    let report = safetensors::check(r, len);
+    let report = safetensors::check_capped(r, len, cx.cap());
     cx.facts(report.facts, loc);
     Format::Safetensors
 }
 
 pub(super) fn gguf(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
-    let report = gguf::check(r, len);
+    let report = gguf::check_capped(r, len, cx.cap());
     cx.facts(report.facts, loc);
     for (key, text, offset) in report.chat_templates {
-        for mut f in template::analyse(&text) {
+        for mut f in template::analyse_capped(&text, cx.cap()) {
             f.offset = Some(offset + f.offset.unwrap_or(0));
             f.message = format!("{} (in {key})", f.message);
             cx.fact(f, loc);

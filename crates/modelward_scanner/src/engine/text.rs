@@ -48,20 +48,20 @@ pub(super) fn scan(cx: &mut Engine<'_>, r: &mut dyn Read, loc: &Location) -> For
     let trimmed = text.trim_start();
     let jinja_start = ["{%", "{{", "{#"].iter().any(|t| trimmed.starts_with(t));
     let (kind, report) = if (trimmed.starts_with('{') || trimmed.starts_with('[')) && !jinja_start {
-        (Format::Json, hf::check_json(&text))
+        (Format::Json, hf::check_json_capped(&text, cx.cap()))
     } else if looks_like_python(&text) {
         (
             Format::Python,
             hf::HfReport {
-                facts: hf::check_python_source(&text),
+                facts: hf::check_python_source_capped(&text, cx.cap()),
                 targets: Vec::new(),
             },
         )
     } else {
-        let mut report = hf::check_yaml_text(&text);
+        let mut report = hf::check_yaml_text_capped(&text, cx.cap());
         let templated = text.contains("{%") || (text.contains("{{") && text.contains("}}"));
         if templated {
-            report.facts.extend(template::analyse(&text));
+            report.facts.extend(template::analyse_capped(&text, cx.cap()));
         }
         (if templated { Format::Jinja } else { Format::Text }, report)
     };
