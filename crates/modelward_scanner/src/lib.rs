@@ -133,6 +133,72 @@ impl Scanner {
         }
     }
 
+    /// Scans one input as [`Scanner::scan`] does and returns, beside its report, every pickle
+    /// stream met in it, found by content at any nesting level (a zip member, a tar member
+    /// inside a gzip, an `.npy` object array, a Keras `TorchModuleWrapper` payload), each with
+    /// the pickles exactly as the scan ran them and the findings the scan reported there. What
+    /// `modelward explain` shows is therefore what `modelward scan` judged.
+    ///
+    /// ```no_run
+    /// # use modelward_policy::Policy;
+    /// # use modelward_scanner::{Input, ScanLimits, Scanner};
+    /// let scanner = Scanner::new(Policy::builtin(), ScanLimits::default());
+    /// let (report, streams) = scanner.find_pickles(Input::path("model.pt".as_ref()));
+    /// for s in &streams {
+    ///     println!("{}: {} pickle(s), {} findings", s.name(&report.path), s.pickles.len(), s.findings.len());
+    /// }
+    /// ```
+    pub fn find_pickles(&self, input: Input<'_>) -> (FileReport, Vec<PickleStream>) {
+        let mut found = Vec::new();
+        let report = match input {
+            Input::Path { path, display } => match std::fs::File::open(path) {
+                Ok(mut file) => {
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    self.judge_keeping(display, len, &mut file, Counted::Reads, Some(&mut found))
+                }
+                Err(e) => {
+                    self.unavailable(display, 0, 0, e.to_string(), format!("cannot open the file: {e}"))
+                }
+            },
+            Input::Bytes { name, data } => {
+                let len = data.len() as u64;
+                self.judge_keeping(
+                    name,
+                    len,
+                    &mut Cursor::new(data),
+                    Counted::Exactly(len),
+                    Some(&mut found),
+                )
+            }
+            Input::Reader {
+                display,
+                mut reader,
+                len,
+            } => self.judge_keeping(display, len, &mut reader, Counted::Reads, Some(&mut found)),
+            other @ Input::Unavailable { .. } => self.scan(other),
+        };
+        let streams = found
+            .into_iter()
+            .map(|f| {
+                let findings = report
+                    .findings
+                    .iter()
+                    .filter(|x| x.location.members == f.members)
+                    .cloned()
+                    .collect();
+                PickleStream {
+                    members: f.members,
+                    start: f.start,
+                    data: f.data,
+                    torch: f.torch,
+                    pickles: f.traces,
+                    findings,
+                }
+            })
+            .collect();
+        (report, streams)
+    }
+
     /// Scans many inputs in parallel (rayon's pool), calling `progress` as each one finishes.
     /// Each target becomes its [`Input`] on the worker that scans it. Reports are in the order
     /// of `targets`.
@@ -185,8 +251,23 @@ impl Scanner {
     /// The one report builder: budgets checked, the engine run under the one panic catch,
     /// findings capped, verdict set.
     fn judge(&self, display: String, len: u64, r: &mut dyn ReadSeek, counted: Counted) -> FileReport {
+        self.judge_keeping(display, len, r, counted, None)
+    }
+
+    /// [`Scanner::judge`], keeping the pickle streams met in `found` when given.
+    fn judge_keeping(
+        &self,
+        display: String,
+        len: u64,
+        r: &mut dyn ReadSeek,
+        counted: Counted,
+        found: Option<&mut Vec<engine::Found>>,
+    ) -> FileReport {
         let loc = Location::file(&display);
         let mut engine = engine::Engine::new(&self.policy, &self.limits);
+        if found.is_some() {
+            engine.keep_pickles();
+        }
         let mut report = blank(display, len);
         if len > self.limits.max_file_size {
             engine.fact(
@@ -222,6 +303,9 @@ impl Scanner {
             Counted::Reads => count.load(Ordering::Relaxed),
             Counted::Exactly(n) => n,
         };
+        if let Some(found) = found {
+            *found = engine.take_found();
+        }
         report.findings = engine.into_findings();
         let known = report.format != "unknown";
         report.finish(known);
@@ -266,6 +350,34 @@ impl Scanner {
         }
         report.finish(false);
         report
+    }
+}
+
+/// A pickle stream found in an input by [`Scanner::find_pickles`].
+#[derive(Debug)]
+pub struct PickleStream {
+    /// The archive members that lead to it, outermost first (empty: the input itself).
+    pub members: Vec<String>,
+    /// Where the stream starts in its innermost content (after an `.npy` header, say); the
+    /// pickles' offsets are relative to it.
+    pub start: u64,
+    /// The stream's bytes, up to the end of its last pickle.
+    pub data: Vec<u8>,
+    /// Whether the scan judged it as part of a PyTorch file.
+    pub torch: bool,
+    /// Its pickles (several back to back, PyTorch's legacy five, ...), as the scan ran them.
+    pub pickles: Vec<modelward_pickle::Trace>,
+    /// The findings the scan reported at this stream's location.
+    pub findings: Vec<modelward_diagnostics::Finding>,
+}
+
+impl PickleStream {
+    /// `FILE!member!member`, the way reports and `explain` name it.
+    pub fn name(&self, file: &str) -> String {
+        std::iter::once(file)
+            .chain(self.members.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("!")
     }
 }
 

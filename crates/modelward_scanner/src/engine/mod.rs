@@ -25,7 +25,7 @@ use modelward_diagnostics::{Fact, Finding, Location};
 use modelward_formats::io::{ReadSeek, Window};
 use modelward_formats::torch::StreamLayout;
 use modelward_formats::{Format, SNIFF_LEN, sniff_len};
-use modelward_pickle::{ReadSource, SeekSource};
+use modelward_pickle::{ReadSource, SeekSource, Trace};
 use modelward_policy::Policy;
 use std::collections::HashMap;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
@@ -53,6 +53,49 @@ type RuleGroup = (String, Vec<Finding>, Option<(usize, Finding)>);
 /// Content up to this size is read once into memory instead of being re-read piecewise.
 const SMALL: u64 = 256 * 1024;
 
+/// A pickle stream met during a scan, kept when the caller asked for them
+/// (`Scanner::find_pickles`): what `explain` shows is what `scan` judged.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// Members from the outermost to the innermost (empty: the input itself).
+    pub members: Vec<String>,
+    /// Where the stream starts in the innermost content (an `.npy` object array: after its
+    /// header).
+    pub start: u64,
+    /// The stream's bytes, up to the end of its last pickle.
+    pub data: Vec<u8>,
+    /// Judged in a PyTorch context.
+    pub torch: bool,
+    /// The pickles, as the engine ran them.
+    pub traces: Vec<Trace>,
+}
+
+/// Largest pickle stream kept for `find_pickles`.
+const MAX_FOUND: u64 = 256 << 20;
+
+/// Copies what passes through it, up to [`MAX_FOUND`] (the bytes of a pickle read from a
+/// stream).
+struct Tee<R> {
+    inner: R,
+    copy: Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let room = (MAX_FOUND as usize).saturating_sub(self.copy.len());
+        self.copy.extend_from_slice(&buf[..n.min(room)]);
+        Ok(n)
+    }
+}
+
+fn tee(r: &mut dyn Read) -> Tee<&mut dyn Read> {
+    Tee {
+        inner: r,
+        copy: Vec::new(),
+    }
+}
+
 /// The context every handler receives.
 pub(crate) struct Engine<'a> {
     policy: &'a Policy,
@@ -62,6 +105,8 @@ pub(crate) struct Engine<'a> {
     dropped: Vec<(usize, Finding)>,
     members: u64,
     members_reported: bool,
+    /// Pickle streams kept for the caller, when asked for.
+    found: Option<Vec<Found>>,
     deadline: Instant,
     timed_out: bool,
 }
@@ -86,8 +131,48 @@ impl<'a> Engine<'a> {
             dropped: Vec::new(),
             members: 0,
             members_reported: false,
+            found: None,
             deadline: Instant::now() + limits.max_time,
             timed_out: false,
+        }
+    }
+
+    /// Keeps the pickle streams met (see [`Found`]).
+    pub fn keep_pickles(&mut self) {
+        self.found = Some(Vec::new());
+    }
+
+    /// The pickle streams kept.
+    pub fn take_found(&mut self) -> Vec<Found> {
+        self.found.take().unwrap_or_default()
+    }
+
+    /// Records the pickles of a stream (called by the pickle handler).
+    fn found_pickles(&mut self, loc: &Location, torch: bool, traces: Vec<Trace>) {
+        if let Some(found) = self.found.as_mut() {
+            found.push(Found {
+                members: loc.members.clone(),
+                start: 0,
+                data: Vec::new(),
+                torch,
+                traces,
+            });
+        }
+    }
+
+    fn found_count(&self) -> usize {
+        self.found.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Gives the streams recorded since `since` their bytes: `read(start, end)` reads the
+    /// stream from `start` up to `end`, the end of its last pickle.
+    fn fill_found(&mut self, since: usize, start: u64, mut read: impl FnMut(u64, u64) -> Vec<u8>) {
+        if let Some(found) = self.found.as_mut() {
+            for f in found.iter_mut().skip(since).filter(|f| f.data.is_empty()) {
+                let end = f.traces.iter().map(|t| t.end).max().unwrap_or(0).min(MAX_FOUND);
+                f.start = start;
+                f.data = read(start, end);
+            }
         }
     }
 
@@ -340,6 +425,7 @@ impl<'a> Engine<'a> {
                     self.unreadable(loc, e);
                     return Format::Pickle;
                 }
+                let since = self.found_count();
                 let found = pickle::scan(
                     self,
                     SeekSource::new(&mut *r, 0, len),
@@ -348,6 +434,9 @@ impl<'a> Engine<'a> {
                     depth,
                     hint,
                 );
+                self.fill_found(since, 0, |start, end| {
+                    read_at(r, start, usize::try_from(end).unwrap_or(0)).unwrap_or_default()
+                });
                 zip::polyglot(self, r, len, loc, depth);
                 found
             }
@@ -411,7 +500,15 @@ impl<'a> Engine<'a> {
                 text::scan(self, &mut chained, loc)
             }
             Format::Pickle | Format::PytorchLegacy | Format::Joblib => {
-                pickle::scan(self, ReadSource(&mut chained), None, loc, depth, hint)
+                if self.found.is_none() {
+                    return pickle::scan(self, ReadSource(&mut chained), None, loc, depth, hint);
+                }
+                let since = self.found_count();
+                let mut tee = tee(&mut chained);
+                let found = pickle::scan(self, ReadSource(&mut tee), None, loc, depth, hint);
+                let copy = tee.copy;
+                self.fill_found(since, 0, |_, end| copy[..copy.len().min(end as usize)].to_vec());
+                found
             }
             Format::Tar => {
                 archive::tar(self, &mut chained, loc, depth, hint);

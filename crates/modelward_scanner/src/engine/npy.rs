@@ -33,6 +33,7 @@ pub(super) fn seekable(
     if h.has_object {
         let start = h.data_offset.min(len);
         if r.seek(SeekFrom::Start(start)).is_ok() {
+            let since = cx.found_count();
             super::pickle::scan(
                 cx,
                 SeekSource::new(&mut *r, start, len),
@@ -41,6 +42,9 @@ pub(super) fn seekable(
                 depth,
                 hint,
             );
+            cx.fill_found(since, start, |start, end| {
+                read_at(r, start, usize::try_from(end).unwrap_or(0)).unwrap_or_default()
+            });
         }
     } else if let (Some(n), Some(size)) = (h.count, h.itemsize) {
         let expected = n
@@ -90,7 +94,13 @@ pub(super) fn stream(cx: &mut Engine<'_>, r: &mut dyn Read, loc: &Location, dept
     match npy::parse(&pre) {
         Ok(h) if h.has_object => {
             let mut chained = Cursor::new(rest).chain(r);
-            super::pickle::scan(cx, ReadSource(&mut chained), None, &loc.at(None), depth, hint);
+            let since = cx.found_count();
+            let mut tee = super::tee(&mut chained);
+            super::pickle::scan(cx, ReadSource(&mut tee), None, &loc.at(None), depth, hint);
+            let copy = tee.copy;
+            cx.fill_found(since, need as u64, |_, end| {
+                copy[..copy.len().min(end as usize)].to_vec()
+            });
         }
         Ok(_) => {}
         Err(f) => cx.fact(f, loc),

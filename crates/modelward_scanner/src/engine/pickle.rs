@@ -137,13 +137,18 @@ pub(super) fn scan<S: Source>(
         cx.truncate(mark);
         return Format::TensorData;
     }
-    if legacy != Legacy::No {
+    let format = if legacy != Legacy::No {
         Format::PytorchLegacy
     } else if hook.arrays > 0 {
         Format::Joblib
     } else {
         Format::Pickle
+    };
+    // Pickles hidden in constants are shown inside the one that holds them.
+    if hint.nested == 0 {
+        cx.found_pickles(loc, ctx.torch, traces);
     }
+    format
 }
 
 fn nested_pickles(cx: &mut Engine<'_>, t: &Trace, loc: &Location, depth: u32, hint: Hint) {
