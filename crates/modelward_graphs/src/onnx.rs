@@ -63,6 +63,26 @@ pub fn external_data_locations(bytes: &[u8]) -> Vec<String> {
     c.locations
 }
 
+/// Checks an ONNX model of `len` bytes read from `r` without reading its tensor payloads:
+/// the protobuf is walked on the wire and every long byte field (initializer `raw_data`,
+/// attribute tensors, unknown fields) is seeked over, so only the graph (nodes, domains,
+/// functions, `external_data` entries) is read. The facts are those of [`check_model_capped`]
+/// on the whole file. `None` when the file is not a well-formed model within the budgets:
+/// the caller then reads it whole, for the same report as before.
+pub fn check_model_seekable(
+    r: &mut dyn modelward_formats::io::ReadSeek,
+    len: u64,
+    model_dir_is_known: bool,
+    cap: usize,
+) -> Option<Vec<Fact>> {
+    let slim = wire::read_slim(r, len, wire::ONNX_MODELPROTO, MAX_DECODE_MEMORY)?;
+    wire::estimate(&slim.data, wire::ONNX_MODELPROTO, MAX_DECODE_MEMORY).ok()?;
+    let (model, blobs) = wire::decode_slim::<ModelProto>(&slim).ok()?;
+    let mut c = Checker::new(&blobs, model_dir_is_known, cap);
+    c.model(&model);
+    Some(c.finish())
+}
+
 fn decode(bytes: &[u8]) -> Result<(ModelProto, Blobs), Fact> {
     if let Err(e) = wire::estimate(bytes, wire::ONNX_MODELPROTO, MAX_DECODE_MEMORY) {
         return Err(match e {
