@@ -12,6 +12,25 @@ use std::fmt;
 mod collect;
 pub use collect::FactCollector;
 
+/// One rule of the catalog: its documentation, as reports that describe rules (SARIF) need
+/// it. The policy loads and validates them; renderers get them as data.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable code, e.g. `PKL101`.
+    pub code: String,
+    /// Kebab-case name, e.g. `code-execution-global`.
+    pub name: String,
+    /// Default severity.
+    pub severity: Severity,
+    /// Default confidence.
+    pub confidence: Confidence,
+    /// One line.
+    pub summary: String,
+    /// Why it matters (Markdown).
+    pub why: String,
+}
+
 /// Version of the JSON document shape (`--format json`); bump on any breaking change.
 pub const SCHEMA_VERSION: u32 = 1;
 

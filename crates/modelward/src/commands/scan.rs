@@ -210,7 +210,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     };
     match args.format {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
-        OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
+        OutputFormat::Sarif => {
+            modelward_report::sarif::write(&report, scanner.policy().catalog().rules(), &mut out)?
+        }
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
         OutputFormat::Text => {
             let color = args.output.is_none()
