@@ -612,5 +612,6 @@ impl<'a> Engine<'a> {
     }
 }
 
-/// Largest protobuf model (ONNX, SavedModel) decoded; protobuf has no random access.
+/// Largest protobuf model read whole: SavedModel and Keras metadata always (protobuf has no
+/// random access), ONNX only when its wire walk (which seeks over tensor payloads) fails.
 const MAX_PROTOBUF: u64 = 256 << 20;
