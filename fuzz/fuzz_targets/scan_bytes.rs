@@ -1,14 +1,14 @@
 //! The whole engine, as the CLI runs it on one file: sniff, open containers and compression at
 //! every level, analyse pickles, apply the policy, build the report.
 //!
-//! `Scanner::scan_bytes` catches panics per file (a panic becomes an MWD002 finding), but
+//! `Scanner::scan` catches panics per file (a panic becomes an MWD002 finding), but
 //! libfuzzer-sys installs a panic hook that aborts the process first, so a panic anywhere in
 //! the engine is still a crash here.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use modelward_policy::Policy;
-use modelward_scanner::{ScanLimits, Scanner};
+use modelward_scanner::{Input, ScanLimits, Scanner};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ fn scanner() -> &'static Scanner {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let report = scanner().scan_bytes("fuzz", data);
+    let report = scanner().scan(Input::bytes("fuzz", data));
     // A panic caught inside the engine is a bug all the same (the hook above normally aborts
     // before this point; this catches a build where it did not).
     // (The message is checked, not a Debug rendering of every finding: formatting them took

@@ -1,10 +1,10 @@
-//! `Scanner::scan_bytes` on one committed fixture of each class: time per file.
+//! `Scanner::scan(Input::Bytes)` on one committed fixture of each class: time per file.
 //!
 //! `cargo bench -p modelward_bench --bench scanner`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use modelward_policy::Policy;
-use modelward_scanner::{ScanLimits, Scanner};
+use modelward_scanner::{Input, ScanLimits, Scanner};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
@@ -41,7 +41,7 @@ fn scan_fixtures(c: &mut Criterion) {
     for (name, data) in fixtures() {
         group.throughput(Throughput::Bytes(data.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(&name), &data[..], |b, d| {
-            b.iter(|| scanner.scan_bytes(&name, black_box(d)));
+            b.iter(|| scanner.scan(Input::bytes(name.as_str(), black_box(d))));
         });
     }
     group.finish();

@@ -11,8 +11,8 @@
 //! with a [`Refusal`]. Nothing is imported or executed.
 
 use crate::dtype::{Dtype, StorageKind, TorchDtype, storage_kind, torch_dtype};
-use modelward_pickle::decode::{Arg, Instruction, Step};
-use modelward_pickle::machine::{Event, Flow, Machine};
+use modelward_pickle::decode::{Arg, Instruction};
+use modelward_pickle::machine::Event;
 use modelward_pickle::stream::{End, Reader, Source, Trace};
 use modelward_pickle::{Limits, Node, Opcode, Value};
 use std::collections::HashMap;
@@ -1121,52 +1121,16 @@ pub(crate) fn not_allowed_message(module: &str, name: &str) -> String {
 }
 
 /// Runs one pickle from the reader's position through both the symbolic machine (for the
-/// policy) and the interpreter (for the values), in one pass over the instructions.
+/// policy) and the interpreter (for the values), in one pass over the instructions: the
+/// pickle crate's own run loop, with the interpreter as its visitor.
 pub(crate) fn run_pickle<S: Source>(reader: &mut Reader<S>, limits: &Limits, interp: &mut Interp) -> Trace {
-    let start = reader.position();
-    let mut m = Machine::new(limits);
     interp.begin();
-    let mut result = None;
-    let end_reason = loop {
-        let step = match reader.next_instruction() {
-            Ok(s) => s,
-            Err(e) => break End::Io(e.to_string()),
-        };
-        let (flow, len) = match step {
-            Step::Ok(ins) => {
-                interp.step(&ins);
-                (m.step(&ins), ins.len)
-            }
-            Step::NeedMore => break End::Eof,
-            Step::Err(e) => break End::Error(e),
-        };
-        match reader.advance(len) {
-            Ok(n) if n == len => {}
-            Ok(_) => break End::Eof,
-            Err(e) => break End::Io(e.to_string()),
-        }
-        match flow {
-            Flow::Continue | Flow::Built { .. } => {}
-            Flow::Stop(v) => {
-                result = Some(v);
-                break End::Stop;
-            }
-            Flow::Halt(k) => break End::Limit(k),
-        }
-    };
-    let protocol = m.protocol();
-    let ops = m.ops();
-    let (arena, events) = m.finish();
-    Trace {
-        start,
-        end: reader.position(),
-        protocol,
-        ops,
-        arena,
-        events,
-        result,
-        end_reason,
-        inline: Vec::new(),
+    modelward_pickle::run_one_with(reader, limits, &mut modelward_pickle::NoInline, interp, 0)
+}
+
+impl modelward_pickle::Visitor for Interp {
+    fn instruction(&mut self, ins: &Instruction<'_>) {
+        self.step(ins);
     }
 }
 

@@ -50,6 +50,12 @@ pub fn read_header(path: &Path) -> Result<SafetensorsHeader, ConvertError> {
     };
     let mut f = File::open(path).map_err(io)?;
     let len = f.metadata().map_err(io)?.len();
+    // The scanner's safetensors parser first: it sees what serde_json hides (a key given twice
+    // keeps only its last value there) and checks the header as the reference loader does.
+    if let Some(f0) = modelward_formats::safetensors::check(&mut f, len).facts.first() {
+        return Err(bad(path, format!("{}: {}", f0.rule, f0.message)));
+    }
+    f.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut n = [0u8; 8];
     f.read_exact(&mut n).map_err(io)?;
     let n = u64::from_le_bytes(n);
@@ -245,4 +251,31 @@ pub(crate) fn verify(plan: &Plan, path: &Path, shown: &Path) -> Result<VerifyRep
         bytes,
         crc_mismatches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(header: &str, data: &[u8]) -> tempfile::NamedTempFile {
+        use std::io::Write;
+        let mut f = tempfile::NamedTempFile::new().expect("temp");
+        f.write_all(&(header.len() as u64).to_le_bytes()).expect("write");
+        f.write_all(header.as_bytes()).expect("write");
+        f.write_all(data).expect("write");
+        f
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let t = r#""dtype":"U8","shape":[2],"data_offsets":[0,2]"#;
+        let ok = file(&format!("{{\"a\":{{{t}}}}}"), &[1, 2]);
+        assert!(read_header(ok.path()).is_ok());
+        // serde_json keeps the last "a" and would accept this; the reference loader refuses it.
+        let twice = file(&format!("{{\"a\":{{{t}}},\"a\":{{{t}}}}}"), &[1, 2]);
+        let err = read_header(twice.path())
+            .expect_err("duplicate key accepted")
+            .to_string();
+        assert!(err.contains("SFT"), "{err}");
+    }
 }

@@ -9,6 +9,28 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+mod collect;
+pub use collect::FactCollector;
+
+/// One rule of the catalog: its documentation, as reports that describe rules (SARIF) need
+/// it. The policy loads and validates them; renderers get them as data.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable code, e.g. `PKL101`.
+    pub code: String,
+    /// Kebab-case name, e.g. `code-execution-global`.
+    pub name: String,
+    /// Default severity.
+    pub severity: Severity,
+    /// Default confidence.
+    pub confidence: Confidence,
+    /// One line.
+    pub summary: String,
+    /// Why it matters (Markdown).
+    pub why: String,
+}
+
 /// Version of the JSON document shape (`--format json`); bump on any breaking change.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -200,6 +222,10 @@ pub struct Fact {
     pub confidence: Option<Confidence>,
     /// Why it matters, when more specific than the rule's summary.
     pub why: Option<String>,
+    /// Non-zero when this fact stands for that many more facts of its rule that a
+    /// [`FactCollector`] did not keep (its message says so); the scanner folds it into the
+    /// file's one per-rule summary.
+    pub more: usize,
 }
 
 impl Fact {
@@ -213,6 +239,7 @@ impl Fact {
             severity: None,
             confidence: None,
             why: None,
+            more: 0,
         }
     }
 

@@ -167,13 +167,19 @@ pub fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
 /// Type ids at or above this are not a newer ggml type but garbage.
 const IMPLAUSIBLE_TYPE: u32 = 1024;
 
-/// Reads and checks the header, metadata and tensor infos of a GGUF file of `len` bytes.
+/// Reads and checks the header, metadata and tensor infos of a GGUF file of `len` bytes,
+/// with at most [`MAX_REPORTED`] facts per rule (see [`check_capped`]).
 pub fn check(r: &mut dyn ReadSeek, len: u64) -> GgufReport {
+    check_capped(r, len, MAX_REPORTED)
+}
+
+/// [`check`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn check_capped(r: &mut dyn ReadSeek, len: u64, cap: usize) -> GgufReport {
     let mut report = GgufReport {
         alignment: DEFAULT_ALIGNMENT,
         ..GgufReport::default()
     };
-    let mut facts = Facts::default();
+    let mut facts = Facts::new(cap);
     if r.seek(SeekFrom::Start(0)).is_err() {
         facts.push(Fact::new("GGF106", "the file could not be read").at(0));
         report.facts = facts.finish();
@@ -940,35 +946,8 @@ impl In<'_> {
     }
 }
 
-/// Facts with a per-rule cap.
-#[derive(Default)]
-struct Facts {
-    facts: Vec<Fact>,
-    dropped: Vec<(&'static str, usize)>,
-}
-
-impl Facts {
-    fn push(&mut self, fact: Fact) {
-        let same = self.facts.iter().filter(|f| f.rule == fact.rule).count();
-        if same < MAX_REPORTED {
-            self.facts.push(fact);
-        } else if let Some(d) = self.dropped.iter_mut().find(|d| d.0 == fact.rule) {
-            d.1 += 1;
-        } else {
-            self.dropped.push((fact.rule, 1));
-        }
-    }
-
-    fn finish(mut self) -> Vec<Fact> {
-        for (rule, n) in self.dropped {
-            self.facts.push(Fact::new(
-                rule,
-                format!("{n} more findings of this kind in the file"),
-            ));
-        }
-        self.facts
-    }
-}
+/// Facts, capped per rule by the one collector.
+type Facts = modelward_diagnostics::FactCollector;
 
 #[cfg(test)]
 mod tests {

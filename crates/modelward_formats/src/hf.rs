@@ -82,7 +82,12 @@ const DIFFUSERS_LIBRARIES: &[&str] = &[
 /// Checks a Hugging Face JSON file (config, tokenizer config, model index, modules list, ...).
 /// Text that is not JSON gives an empty report.
 pub fn check_json(text: &str) -> HfReport {
-    let mut out = Out::default();
+    check_json_capped(text, MAX_REPORTED)
+}
+
+/// [`check_json`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn check_json_capped(text: &str, cap: usize) -> HfReport {
+    let mut out = Out::new(cap);
     if text.len() > MAX_JSON {
         return out.finish();
     }
@@ -351,7 +356,12 @@ const PYTHON_TAGS: &[&str] = &[
 
 /// Checks YAML text (line-based): Python tags, and Hydra `_target_` values.
 pub fn check_yaml_text(text: &str) -> HfReport {
-    let mut out = Out::default();
+    check_yaml_text_capped(text, MAX_REPORTED)
+}
+
+/// [`check_yaml_text`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn check_yaml_text_capped(text: &str, cap: usize) -> HfReport {
+    let mut out = Out::new(cap);
     if text.len() > MAX_TEXT {
         return out.finish();
     }
@@ -581,7 +591,12 @@ const NETWORK_PATTERNS: &[&str] = &[
 
 /// Checks a Python file that `trust_remote_code=True` would import.
 pub fn check_python_source(text: &str) -> Vec<Fact> {
-    let mut out = Out::default();
+    check_python_source_capped(text, MAX_REPORTED)
+}
+
+/// [`check_python_source`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn check_python_source_capped(text: &str, cap: usize) -> Vec<Fact> {
+    let mut out = Out::new(cap);
     let lines = text.lines().count();
     out.push(
         Fact::new(
@@ -749,35 +764,27 @@ fn find_word(code: &str, pattern: &str) -> Option<usize> {
     None
 }
 
-/// Facts with a per-rule cap, and the targets.
-#[derive(Default)]
+/// Facts (capped per rule by the one collector), and the targets.
 struct Out {
-    facts: Vec<Fact>,
-    dropped: Vec<(&'static str, usize)>,
+    facts: modelward_diagnostics::FactCollector,
     targets: Vec<(String, u64)>,
 }
 
 impl Out {
-    fn push(&mut self, fact: Fact) {
-        let same = self.facts.iter().filter(|f| f.rule == fact.rule).count();
-        if same < MAX_REPORTED {
-            self.facts.push(fact);
-        } else if let Some(d) = self.dropped.iter_mut().find(|d| d.0 == fact.rule) {
-            d.1 += 1;
-        } else {
-            self.dropped.push((fact.rule, 1));
+    fn new(cap: usize) -> Out {
+        Out {
+            facts: modelward_diagnostics::FactCollector::new(cap),
+            targets: Vec::new(),
         }
     }
 
-    fn finish(mut self) -> HfReport {
-        for (rule, n) in self.dropped {
-            self.facts.push(Fact::new(
-                rule,
-                format!("{n} more findings of this kind in the file"),
-            ));
-        }
+    fn push(&mut self, fact: Fact) {
+        self.facts.push(fact);
+    }
+
+    fn finish(self) -> HfReport {
         HfReport {
-            facts: self.facts,
+            facts: self.facts.finish(),
             targets: self.targets,
         }
     }

@@ -117,3 +117,22 @@ impl InlineHook for JoblibHook {
         }
     }
 }
+
+/// Where the zlib stream of a joblib <= 0.9 `ZF` file starts within its first bytes: after
+/// `ZF`, the payload length as Python's `hex()` (with an `L` under Python 2), space-padded.
+pub fn zfile_payload_start(head: &[u8]) -> usize {
+    let mut at = 2usize.min(head.len());
+    if head.get(at..at + 2) == Some(b"0x") {
+        at += 2;
+    }
+    while head.get(at).is_some_and(u8::is_ascii_hexdigit) {
+        at += 1;
+    }
+    if head.get(at) == Some(&b'L') {
+        at += 1;
+    }
+    while head.get(at) == Some(&b' ') {
+        at += 1;
+    }
+    at.min(head.len())
+}

@@ -17,6 +17,7 @@
 pub mod archive;
 pub mod compress;
 pub mod gguf;
+pub mod graph_sniff;
 pub mod hf;
 pub mod io;
 pub mod joblib;

@@ -35,6 +35,7 @@ impl Lit {
     }
 }
 
+/// Nesting depth of a Python literal parsed (deeper is not parsed).
 const MAX_DEPTH: usize = 32;
 
 /// Parses one literal; `None` on anything else.

@@ -60,9 +60,15 @@ pub fn dtype_bits(dtype: &str) -> Option<u64> {
 }
 
 /// Validates the header of a safetensors file of `len` bytes, reading only the header.
+/// At most [`MAX_REPORTED`] facts per rule (see [`check_capped`]).
 pub fn check(r: &mut dyn ReadSeek, len: u64) -> SafetensorsReport {
+    check_capped(r, len, MAX_REPORTED)
+}
+
+/// [`check`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn check_capped(r: &mut dyn ReadSeek, len: u64, cap: usize) -> SafetensorsReport {
     let mut report = SafetensorsReport::default();
-    let mut out = Facts::default();
+    let mut out = Facts::new(cap);
     if len < 8 {
         out.push(
             Fact::new(
@@ -429,35 +435,8 @@ fn check_layout(mut ranges: Vec<(u64, u64, String)>, data_len: u64, data_start: 
     }
 }
 
-/// Facts with a per-rule cap.
-#[derive(Default)]
-struct Facts {
-    facts: Vec<Fact>,
-    dropped: Vec<(&'static str, usize)>,
-}
-
-impl Facts {
-    fn push(&mut self, fact: Fact) {
-        let same = self.facts.iter().filter(|f| f.rule == fact.rule).count();
-        if same < MAX_REPORTED {
-            self.facts.push(fact);
-        } else if let Some(d) = self.dropped.iter_mut().find(|d| d.0 == fact.rule) {
-            d.1 += 1;
-        } else {
-            self.dropped.push((fact.rule, 1));
-        }
-    }
-
-    fn finish(mut self) -> Vec<Fact> {
-        for (rule, n) in self.dropped {
-            self.facts.push(Fact::new(
-                rule,
-                format!("{n} more findings of this kind in the header"),
-            ));
-        }
-        self.facts
-    }
-}
+/// Facts, capped per rule by the one collector.
+type Facts = modelward_diagnostics::FactCollector;
 
 fn hex(bytes: &[u8]) -> String {
     bytes

@@ -2,9 +2,15 @@
 
 use std::fmt;
 
-/// Every format modelward recognises.
+/// Every format modelward recognises, and the one spelling reports use for it
+/// ([`Format::name`], the JSON report's `format` field; listed in `docs/json-schema.md`).
+///
+/// [`sniff_len`] returns the formats recognised by their first bytes; the *refinements* below
+/// them are named by the scanner once it has opened the content (a zip whose members are a
+/// PyTorch checkpoint is `PytorchZip`). Deliberately exhaustive: the scanner's dispatcher
+/// matches every variant without a wildcard arm, so a new format cannot be recognised and
+/// silently left unscanned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Format {
     /// A zip archive (PyTorch checkpoints, `.npz`, `.keras`, ...).
     Zip,
@@ -38,11 +44,83 @@ pub enum Format {
     Gguf,
     /// UTF-8 text (JSON configs, YAML, Python sources, Jinja templates): analysed by content.
     Text,
+    /// HDF5 (Keras `.h5`).
+    Hdf5,
+    /// An ONNX `ModelProto`.
+    Onnx,
+    /// A TensorFlow SavedModel (`saved_model.pb`).
+    SavedModel,
+    /// A protobuf holding a Keras JSON config (`keras_metadata.pb`).
+    KerasMetadata,
     /// Nothing modelward knows.
     Unknown,
+
+    // Refinements, named after opening (never returned by `sniff_len`).
+    /// A zip laid out as `torch.save` writes it.
+    PytorchZip,
+    /// A zip laid out as `torch.jit.save` writes it (code files that `torch.jit.load` runs).
+    TorchScript,
+    /// A Keras v3 `.keras` zip (`config.json` and `metadata.json`).
+    Keras,
+    /// A zip of `.npy` members (`numpy.savez`).
+    Npz,
+    /// PyTorch's legacy (pre-1.6) format: five pickles, then raw storages.
+    PytorchLegacy,
+    /// A joblib pickle stream with inline numpy arrays.
+    Joblib,
+    /// Raw tensor storage that a loader never unpickles (inside a PyTorch container).
+    TensorData,
+    /// A JSON document.
+    Json,
+    /// Python source.
+    Python,
+    /// A Jinja template.
+    Jinja,
+    /// YAML (or other text) naming targets a config loader instantiates (Hydra `_target_`),
+    /// model-related even when every target is safe.
+    YamlConfig,
+    /// A protobuf model too large to decode whose kind was not settled.
+    Protobuf,
 }
 
 impl Format {
+    /// Every format, in declaration order.
+    pub const ALL: &'static [Format] = &[
+        Format::Zip,
+        Format::Tar,
+        Format::SevenZip,
+        Format::Gzip,
+        Format::Bzip2,
+        Format::Xz,
+        Format::Lzma,
+        Format::Zstd,
+        Format::Lz4,
+        Format::Zlib,
+        Format::JoblibZfile,
+        Format::Npy,
+        Format::Pickle,
+        Format::Safetensors,
+        Format::Gguf,
+        Format::Text,
+        Format::Hdf5,
+        Format::Onnx,
+        Format::SavedModel,
+        Format::KerasMetadata,
+        Format::Unknown,
+        Format::PytorchZip,
+        Format::TorchScript,
+        Format::Keras,
+        Format::Npz,
+        Format::PytorchLegacy,
+        Format::Joblib,
+        Format::TensorData,
+        Format::Json,
+        Format::Python,
+        Format::Jinja,
+        Format::YamlConfig,
+        Format::Protobuf,
+    ];
+
     /// The name used in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -62,7 +140,23 @@ impl Format {
             Format::Safetensors => "safetensors",
             Format::Gguf => "gguf",
             Format::Text => "text",
+            Format::Hdf5 => "hdf5",
+            Format::Onnx => "onnx",
+            Format::SavedModel => "tensorflow-savedmodel",
+            Format::KerasMetadata => "keras-metadata",
             Format::Unknown => "unknown",
+            Format::PytorchZip => "pytorch-zip",
+            Format::TorchScript => "torchscript",
+            Format::Keras => "keras",
+            Format::Npz => "npz",
+            Format::PytorchLegacy => "pytorch-legacy",
+            Format::Joblib => "joblib",
+            Format::TensorData => "tensor-data",
+            Format::Json => "json",
+            Format::Python => "python",
+            Format::Jinja => "jinja",
+            Format::YamlConfig => "yaml-config",
+            Format::Protobuf => "protobuf",
         }
     }
 
@@ -107,7 +201,25 @@ pub fn sniff_len(head: &[u8], len: Option<u64>) -> Format {
     }
     match sniff(head) {
         Format::Unknown if is_text(head) => Format::Text,
+        Format::Unknown => sniff_graph(head, len.unwrap_or(u64::MAX)),
         f => f,
+    }
+}
+
+/// Model-graph formats, tried last: HDF5, then a SavedModel (the more specific protobuf shape;
+/// ONNX's check accepts most protobufs), ONNX, a Keras metadata protobuf.
+fn sniff_graph(head: &[u8], len: u64) -> Format {
+    use crate::graph_sniff as g;
+    if g::looks_like_hdf5(head) {
+        Format::Hdf5
+    } else if g::looks_like_saved_model(head) {
+        Format::SavedModel
+    } else if g::looks_like_onnx(head, len) {
+        Format::Onnx
+    } else if g::looks_like_keras_metadata(head) {
+        Format::KerasMetadata
+    } else {
+        Format::Unknown
     }
 }
 
@@ -193,6 +305,27 @@ fn is_lzma_alone(head: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The JSON schema lists exactly the spellings reports use, each once.
+    #[test]
+    fn the_json_schema_lists_every_format_name() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/json-schema.json");
+        let schema = std::fs::read_to_string(path).expect("docs/json-schema.json");
+        let listed: Vec<String> = schema
+            .split("\"format\": { \"enum\": [")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .expect("files[].format is an enum")
+            .split(',')
+            .map(|n| n.trim().trim_matches('"').to_owned())
+            .collect();
+        let names: Vec<String> = Format::ALL.iter().map(|f| f.name().to_owned()).collect();
+        assert_eq!(listed, names);
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "two formats share a name");
+    }
 
     #[test]
     fn magics() {

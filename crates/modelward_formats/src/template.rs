@@ -155,6 +155,11 @@ fn internal_in_string(s: &str) -> Option<String> {
 
 /// Analyses a chat template; offsets are byte offsets in `template`.
 pub fn analyse(template: &str) -> Vec<Fact> {
+    analyse_capped(template, MAX_REPORTED)
+}
+
+/// [`analyse`] with at most `cap` facts per rule (the scanner passes `max-findings-per-rule`).
+pub fn analyse_capped(template: &str, cap: usize) -> Vec<Fact> {
     if template.len() > MAX_TEMPLATE_LEN {
         return vec![
             Fact::new(
@@ -170,10 +175,10 @@ pub fn analyse(template: &str) -> Vec<Fact> {
     let source = blank_hf_tags(template);
     // `None`: the parser panicked, or no parser thread could be had and the one here did not
     // return either.
-    let result = match parser_thread::run(source) {
+    let result = match parser_thread::run(source, cap) {
         Ok(result) => result,
         // No thread to be had: parse here (the token check bounds the depth anyway).
-        Err(source) => Some(analyse_source(&source)),
+        Err(source) => Some(analyse_source(&source, cap)),
     };
     result.unwrap_or_else(|| {
         vec![
@@ -197,7 +202,7 @@ mod parser_thread {
     use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
     /// A template to analyse and where to send the facts (`None` if the parser panicked).
-    type Job = (String, SyncSender<Option<Vec<Fact>>>);
+    type Job = (String, usize, SyncSender<Option<Vec<Fact>>>);
 
     thread_local! {
         /// This thread's parser; it exits when the sender is dropped with this thread.
@@ -205,8 +210,8 @@ mod parser_thread {
     }
 
     fn serve(jobs: Receiver<Job>) {
-        for (source, reply) in jobs {
-            let facts = catch_unwind(AssertUnwindSafe(|| analyse_source(&source))).ok();
+        for (source, cap, reply) in jobs {
+            let facts = catch_unwind(AssertUnwindSafe(|| analyse_source(&source, cap))).ok();
             let _ = reply.send(facts);
         }
     }
@@ -223,7 +228,7 @@ mod parser_thread {
 
     /// The facts for `source` from this thread's parser thread, or `source` back when no parser
     /// thread can be started.
-    pub(super) fn run(source: String) -> Result<Option<Vec<Fact>>, String> {
+    pub(super) fn run(source: String, cap: usize) -> Result<Option<Vec<Fact>>, String> {
         PARSER.with(|slot| {
             let mut slot = slot.borrow_mut();
             if slot.is_none() {
@@ -233,7 +238,7 @@ mod parser_thread {
                 return Err(source);
             };
             let (reply, answer) = mpsc::sync_channel(1);
-            if let Err(mpsc::SendError((source, _))) = parser.send((source, reply)) {
+            if let Err(mpsc::SendError((source, _, _))) = parser.send((source, cap, reply)) {
                 // The thread is gone (it cannot be: panics are caught); start afresh next time.
                 *slot = None;
                 return Err(source);
@@ -280,11 +285,10 @@ fn blank_hf_tags(template: &str) -> String {
     out
 }
 
-fn analyse_source(source: &str) -> Vec<Fact> {
+fn analyse_source(source: &str, cap: usize) -> Vec<Fact> {
     let mut w = Walker {
         src: source,
-        facts: Vec::new(),
-        dropped: Vec::new(),
+        facts: modelward_diagnostics::FactCollector::new(cap),
         gadget_uses: Vec::new(),
         assigned: HashSet::new(),
     };
@@ -381,22 +385,14 @@ fn analyse_source(source: &str) -> Vec<Fact> {
 
 struct Walker<'s> {
     src: &'s str,
-    facts: Vec<Fact>,
-    dropped: Vec<(&'static str, usize)>,
+    facts: modelward_diagnostics::FactCollector,
     gadget_uses: Vec<(&'s str, Span)>,
     assigned: HashSet<&'s str>,
 }
 
 impl<'s> Walker<'s> {
     fn push(&mut self, fact: Fact) {
-        let same = self.facts.iter().filter(|f| f.rule == fact.rule).count();
-        if same < MAX_REPORTED {
-            self.facts.push(fact);
-        } else if let Some(d) = self.dropped.iter_mut().find(|d| d.0 == fact.rule) {
-            d.1 += 1;
-        } else {
-            self.dropped.push((fact.rule, 1));
-        }
+        self.facts.push(fact);
     }
 
     /// Pushes a fact located at `span`, with the source there as evidence.
@@ -407,14 +403,8 @@ impl<'s> Walker<'s> {
         self.push(fact.at(start as u64).evidence(clip(text, EVIDENCE_CHARS)));
     }
 
-    fn finish(mut self) -> Vec<Fact> {
-        for (rule, n) in self.dropped {
-            self.facts.push(Fact::new(
-                rule,
-                format!("{n} more findings of this kind in the template"),
-            ));
-        }
-        self.facts
+    fn finish(self) -> Vec<Fact> {
+        self.facts.finish()
     }
 
     fn too_deep(&mut self, depth: usize, span: Span) -> bool {

@@ -157,3 +157,60 @@ pub fn torchscript_hits(source: &str) -> Vec<(String, &'static str)> {
     }
     hits
 }
+
+/// How pickles and raw data alternate in a stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StreamLayout {
+    /// Pickles back to back; anything else after them is trailing data.
+    #[default]
+    Pickles,
+    /// The `storages` member of PyTorch's tar format: a count, then per storage a pickle
+    /// `(key, location, storage_type)` followed by an 8-byte element count and the raw bytes.
+    TarStorages,
+    /// The `tensors` member: a count, then per tensor a pickle `(key, storage_id, type)`
+    /// followed by ndim, a reserved int, sizes, strides and a storage offset.
+    TarTensors,
+}
+
+/// The layout of a member of PyTorch's oldest (tar) checkpoint format, by its name; `None`
+/// for a member that is not part of that format.
+pub fn tar_member_layout(name: &str) -> Option<StreamLayout> {
+    match name {
+        "sys_info" | "pickle" => Some(StreamLayout::Pickles),
+        "storages" => Some(StreamLayout::TarStorages),
+        "tensors" => Some(StreamLayout::TarTensors),
+        _ => None,
+    }
+}
+
+/// Element size of a legacy storage type (`torch.FloatStorage`, ...).
+pub fn storage_element_size(name: &str) -> Option<u64> {
+    let short = name.rsplit('.').next()?;
+    Some(match short {
+        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+        "FloatStorage" | "IntStorage" | "QInt32Storage" => 4,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "CharStorage" | "ByteStorage" | "BoolStorage" | "QUInt8Storage" | "QInt8Storage" => 1,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
+}
+
+/// Bytes of the raw record that follows a record pickle of a tar member: for `storages`, the
+/// 8-byte element count and the data (`storage_type` is the pickle's third item, `next` the
+/// bytes after the pickle); for `tensors`, ndim and the int64 fields that follow. `None` when
+/// the header cannot give a size.
+pub fn tar_record_len(layout: StreamLayout, storage_type: Option<&str>, next: &[u8]) -> Option<u64> {
+    match layout {
+        StreamLayout::Pickles => Some(0),
+        StreamLayout::TarStorages => {
+            let elsize = storage_type.and_then(storage_element_size)?;
+            let numel = u64::from_le_bytes(next.get(..8)?.try_into().ok()?);
+            numel.checked_mul(elsize).and_then(|b| b.checked_add(8))
+        }
+        StreamLayout::TarTensors => {
+            let ndim = u32::from_le_bytes(next.get(..4)?.try_into().ok()?);
+            Some(u64::from(ndim) * 16 + 16)
+        }
+    }
+}

@@ -98,23 +98,17 @@ pub fn looks_like_keras_zip(member_names: &[&str]) -> bool {
     has("config.json") && has("metadata.json")
 }
 
-/// Whether `head` holds the HDF5 signature at 0, 512, 1024, 2048, ... (a user block may precede
-/// the superblock).
-pub fn looks_like_hdf5(head: &[u8]) -> bool {
-    let mut at = 0usize;
-    loop {
-        match head.get(at..at + HDF5_MAGIC.len()) {
-            Some(s) if s == HDF5_MAGIC => return true,
-            Some(_) => {}
-            None => return false,
-        }
-        at = if at == 0 { 512 } else { at * 2 };
-    }
-}
+pub use modelward_formats::graph_sniff::looks_like_hdf5;
 
 /// Checks a Keras model config (JSON text) and returns what it found.
 pub fn check_config(json: &str) -> Vec<Fact> {
-    let mut w = Walker::default();
+    check_config_capped(json, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_config`] with at most `cap` facts per rule (the scanner passes
+/// `max-findings-per-rule`).
+pub fn check_config_capped(json: &str, cap: usize) -> Vec<Fact> {
+    let mut w = Walker::new(cap);
     w.config(json, "");
     w.finish()
 }
@@ -178,10 +172,9 @@ fn b64(s: &str) -> Option<Vec<u8>> {
     indifferent.decode(&clean).ok()
 }
 
-#[derive(Default)]
 struct Walker {
-    facts: Vec<Fact>,
-    counts: std::collections::HashMap<&'static str, usize>,
+    /// Capped per rule by the one collector.
+    facts: modelward_diagnostics::FactCollector,
     /// Layer names from the root to the object being visited.
     path: Vec<String>,
     /// An HDF5 `model_config`: Keras 2 objects carry no `module`, so a class name Keras does
@@ -204,26 +197,20 @@ fn keras_known(name: &str) -> bool {
 }
 
 impl Walker {
-    fn push(&mut self, f: Fact) {
-        let n = self.counts.entry(f.rule).or_insert(0);
-        *n += 1;
-        if *n <= MAX_FACTS_PER_RULE {
-            self.facts.push(f);
+    fn new(cap: usize) -> Walker {
+        Walker {
+            facts: modelward_diagnostics::FactCollector::new(cap),
+            path: Vec::new(),
+            h5: false,
         }
     }
 
-    fn finish(mut self) -> Vec<Fact> {
-        for (rule, n) in &self.counts {
-            if *n > MAX_FACTS_PER_RULE
-                && let Some(last) = self.facts.iter_mut().rev().find(|f| f.rule == *rule)
-            {
-                last.message.push_str(&format!(
-                    " ({} more like this not listed)",
-                    n - MAX_FACTS_PER_RULE
-                ));
-            }
-        }
-        self.facts
+    fn push(&mut self, f: Fact) {
+        self.facts.push(f);
+    }
+
+    fn finish(self) -> Vec<Fact> {
+        self.facts.finish()
     }
 
     fn here(&self) -> String {
@@ -766,6 +753,13 @@ struct H5Report {
 /// group) in pure Rust and checks them as configs; reports external links and external raw data
 /// files anywhere in the file. Reads only metadata, never the weights.
 pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
+    check_h5_capped(r, len, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_h5`] with at most `cap` facts per rule from the configs (the scanner passes
+/// `max-findings-per-rule`); links and external files are listed up to
+/// [`MAX_FACTS_PER_RULE`] each, which bounds what the HDF5 walk collects.
+pub fn check_h5_capped(r: &mut dyn ReadSeek, len: u64, cap: usize) -> Vec<Fact> {
     let (tx, rx) = mpsc::channel::<(u64, usize, Reply)>();
     let mut served = 0u64;
     let mut budget_hit = false;
@@ -807,10 +801,8 @@ pub fn check_h5(r: &mut dyn ReadSeek, len: u64) -> Vec<Fact> {
             return facts;
         }
     };
-    let mut w = Walker {
-        h5: true,
-        ..Walker::default()
-    };
+    let mut w = Walker::new(cap);
+    w.h5 = true;
     for (name, text) in &rep.configs {
         w.config(text, name);
     }
@@ -1095,10 +1087,8 @@ mod config_tests {
         let cfg = r#"{"class_name": "Sequential", "config": {"name": "s", "layers": [
             {"class_name": "Dense", "config": {"name": "d", "kernel_initializer": {"class_name": "GlorotUniform", "config": {}}}},
             {"class_name": "MyAttention", "config": {"name": "att"}}]}}"#;
-        let mut w = Walker {
-            h5: true,
-            ..Walker::default()
-        };
+        let mut w = Walker::new(MAX_FACTS_PER_RULE);
+        w.h5 = true;
         w.config(cfg, "model_config");
         let facts = w.finish();
         assert_eq!(facts.len(), 1, "{facts:?}");
@@ -1167,7 +1157,8 @@ mod config_tests {
         let layer = r#"{"module": "mylib", "class_name": "X", "config": {}}"#;
         let many = format!("[{}]", vec![layer; MAX_FACTS_PER_RULE + 20].join(","));
         let f = check_config(&many);
-        assert_eq!(f.len(), MAX_FACTS_PER_RULE);
+        // The cap, then the one summary fact of the collector.
+        assert_eq!(f.len(), MAX_FACTS_PER_RULE + 1);
         assert!(f.last().unwrap().message.contains("20 more"));
     }
 

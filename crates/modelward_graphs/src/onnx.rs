@@ -50,67 +50,7 @@ pub const STANDARD_DOMAINS: &[&str] = &[
 /// The domain of onnxruntime-extensions' custom (and Python) ops.
 const CONTRIB_DOMAIN: &str = "ai.onnx.contrib";
 
-/// Known `ModelProto` fields: `(number, length-delimited)`.
-const MODEL_FIELDS: &[(u32, bool)] = &[
-    (1, false),
-    (2, true),
-    (3, true),
-    (4, true),
-    (5, false),
-    (6, true),
-    (7, true),
-    (8, true),
-    (14, true),
-    (20, true),
-    (25, true),
-    (26, true),
-];
-
-/// Best-effort test that a file is an ONNX model: the encoding of a `ModelProto` starts with
-/// `ir_version` (field 1) followed by other model fields whose lengths fit in the file.
-pub fn looks_like_onnx(head: &[u8], len: u64) -> bool {
-    if head.first() != Some(&0x08) {
-        return false;
-    }
-    let mut pos = 1usize;
-    match wire::read_varint(head, &mut pos) {
-        Some(v) if (1..=64).contains(&v) => {}
-        _ => return false,
-    }
-    let mut fields = 1;
-    while pos < head.len() {
-        let Some(key) = wire::read_varint(head, &mut pos) else {
-            return fields >= 2;
-        };
-        let (number, wt) = (key >> 3, key & 7);
-        let Some(&(_, delimited)) = MODEL_FIELDS.iter().find(|f| u64::from(f.0) == number) else {
-            return false;
-        };
-        if delimited != (wt == 2) || (!delimited && wt != 0) {
-            return false;
-        }
-        if delimited {
-            let Some(l) = wire::read_varint(head, &mut pos) else {
-                return fields >= 2;
-            };
-            if (pos as u64).saturating_add(l) > len {
-                return false;
-            }
-            fields += 1;
-            let end = pos.saturating_add(usize::try_from(l).unwrap_or(usize::MAX));
-            if end > head.len() {
-                return true;
-            }
-            pos = end;
-        } else {
-            if wire::read_varint(head, &mut pos).is_none() {
-                return fields >= 2;
-            }
-            fields += 1;
-        }
-    }
-    fields >= 2
-}
+pub use modelward_formats::graph_sniff::looks_like_onnx;
 
 /// The external-data locations named by a model's tensors (for a caller that wants to check the
 /// files themselves: symlinks, existence). Empty when the model cannot be decoded.
@@ -118,9 +58,41 @@ pub fn external_data_locations(bytes: &[u8]) -> Vec<String> {
     let Some((model, blobs)) = decode(bytes).ok() else {
         return Vec::new();
     };
-    let mut c = Checker::new(&blobs, true);
+    let mut c = Checker::new(&blobs, true, MAX_FACTS_PER_RULE);
     c.model(&model);
     c.locations
+}
+
+/// Checks an ONNX model of `len` bytes read from `r` without reading its tensor payloads:
+/// the protobuf is walked on the wire and every long byte field (initializer `raw_data`,
+/// attribute tensors, unknown fields) is seeked over, so only the graph (nodes, domains,
+/// functions, `external_data` entries) is read. The facts are those of [`check_model_capped`]
+/// on the whole file. `None` when the file is not a well-formed model within the budgets:
+/// the caller then reads it whole, for the same report as before.
+pub fn check_model_seekable(
+    r: &mut dyn modelward_formats::io::ReadSeek,
+    len: u64,
+    model_dir_is_known: bool,
+    cap: usize,
+) -> Option<Checked> {
+    let slim = wire::read_slim(r, len, wire::ONNX_MODELPROTO, MAX_DECODE_MEMORY)?;
+    wire::estimate(&slim.data, wire::ONNX_MODELPROTO, MAX_DECODE_MEMORY).ok()?;
+    let (model, blobs) = wire::decode_slim::<ModelProto>(&slim).ok()?;
+    let mut c = Checker::new(&blobs, model_dir_is_known, cap);
+    c.model(&model);
+    let external_locations = c.locations.clone();
+    Some(Checked {
+        facts: c.finish(),
+        external_locations,
+    })
+}
+
+/// What [`check_model_seekable`] found.
+pub struct Checked {
+    /// The facts, as [`check_model_capped`] gives them.
+    pub facts: Vec<Fact>,
+    /// The in-folder external-data locations (for [`check_external_files`]).
+    pub external_locations: Vec<String>,
 }
 
 fn decode(bytes: &[u8]) -> Result<(ModelProto, Blobs), Fact> {
@@ -147,11 +119,17 @@ fn decode(bytes: &[u8]) -> Result<(ModelProto, Blobs), Fact> {
 /// sits in (a file on disk) and checks relative external-data files itself; when it does not
 /// (a member of an archive, a stream), in-folder external data is reported as info (`ONX107`).
 pub fn check_model(bytes: &[u8], model_dir_is_known: bool) -> Vec<Fact> {
+    check_model_capped(bytes, model_dir_is_known, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_model`] with at most `cap` facts per rule (the scanner passes
+/// `max-findings-per-rule`).
+pub fn check_model_capped(bytes: &[u8], model_dir_is_known: bool, cap: usize) -> Vec<Fact> {
     let (model, blobs) = match decode(bytes) {
         Ok(m) => m,
         Err(f) => return vec![f],
     };
-    let mut c = Checker::new(&blobs, model_dir_is_known);
+    let mut c = Checker::new(&blobs, model_dir_is_known, cap);
     c.model(&model);
     c.finish()
 }
@@ -159,8 +137,8 @@ pub fn check_model(bytes: &[u8], model_dir_is_known: bool) -> Vec<Fact> {
 struct Checker<'a> {
     blobs: &'a Blobs,
     dir_known: bool,
-    facts: Vec<Fact>,
-    counts: HashMap<&'static str, usize>,
+    /// Capped per rule by the one collector.
+    facts: modelward_diagnostics::FactCollector,
     /// Local functions: `(domain, name)`.
     functions: HashSet<(String, String)>,
     /// `(rule, domain, op)` → (count, first place).
@@ -175,12 +153,11 @@ fn domain_of(d: Option<&str>) -> &str {
 }
 
 impl<'a> Checker<'a> {
-    fn new(blobs: &'a Blobs, dir_known: bool) -> Checker<'a> {
+    fn new(blobs: &'a Blobs, dir_known: bool, cap: usize) -> Checker<'a> {
         Checker {
             blobs,
             dir_known,
-            facts: Vec::new(),
-            counts: HashMap::new(),
+            facts: modelward_diagnostics::FactCollector::new(cap),
             functions: HashSet::new(),
             ops: BTreeMap::new(),
             locations: Vec::new(),
@@ -189,11 +166,7 @@ impl<'a> Checker<'a> {
     }
 
     fn push(&mut self, f: Fact) {
-        let n = self.counts.entry(f.rule).or_insert(0);
-        *n += 1;
-        if *n <= MAX_FACTS_PER_RULE {
-            self.facts.push(f);
-        }
+        self.facts.push(f);
     }
 
     fn model(&mut self, m: &ModelProto) {
@@ -483,17 +456,7 @@ impl<'a> Checker<'a> {
             .evidence(format!("limit {MAX_GRAPH_DEPTH}"));
             self.push(f);
         }
-        for (rule, n) in &self.counts {
-            if *n > MAX_FACTS_PER_RULE
-                && let Some(last) = self.facts.iter_mut().rev().find(|f| f.rule == *rule)
-            {
-                last.message.push_str(&format!(
-                    " ({} more like this not listed)",
-                    n - MAX_FACTS_PER_RULE
-                ));
-            }
-        }
-        self.facts
+        self.facts.finish()
     }
 }
 

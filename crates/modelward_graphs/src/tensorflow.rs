@@ -178,46 +178,7 @@ fn known_op(op: &str) -> bool {
         || op.ends_with("GradV2")
 }
 
-/// Best-effort test that `head` is a SavedModel: field 1 (schema version) and/or field 2 (a
-/// meta graph) whose start looks like a `MetaGraphDef`. Meant as a hint for files named
-/// `saved_model.pb`; a truncated head is fine.
-pub fn looks_like_saved_model(head: &[u8]) -> bool {
-    let mut pos = 0usize;
-    let mut seen_meta = false;
-    while pos < head.len() {
-        let start = pos;
-        let Some(key) = wire::read_varint(head, &mut pos) else {
-            return false;
-        };
-        match key {
-            0x08 => {
-                if wire::read_varint(head, &mut pos).is_none_or(|v| v > 16) {
-                    return false;
-                }
-            }
-            0x12 => {
-                let Some(len) = wire::read_varint(head, &mut pos).and_then(|l| usize::try_from(l).ok())
-                else {
-                    return false;
-                };
-                // The meta graph may run past the head; look at what is there.
-                let body = &head[pos..head.len().min(pos.saturating_add(len))];
-                let first = body.first().copied();
-                // MetaGraphDef starts with meta_info_def (1), graph_def (2) or saver_def (3).
-                if !matches!(first, Some(0x0a | 0x12 | 0x1a)) {
-                    return false;
-                }
-                seen_meta = true;
-                if pos.saturating_add(len) > head.len() {
-                    return true;
-                }
-                pos += len;
-            }
-            _ => return seen_meta && start > 0,
-        }
-    }
-    seen_meta
-}
+pub use modelward_formats::graph_sniff::looks_like_saved_model;
 
 struct Scope<'a> {
     /// `graph` or the function's name.
@@ -317,19 +278,26 @@ fn is_saver_node(name: &str) -> bool {
                 .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit())))
 }
 
-#[derive(Default)]
+/// Facts, capped per rule by the one collector.
 struct Out {
-    facts: Vec<Fact>,
-    counts: HashMap<&'static str, usize>,
+    facts: modelward_diagnostics::FactCollector,
+}
+
+impl Default for Out {
+    fn default() -> Out {
+        Out::new(MAX_FACTS_PER_RULE)
+    }
 }
 
 impl Out {
-    fn push(&mut self, f: Fact) {
-        let n = self.counts.entry(f.rule).or_insert(0);
-        *n += 1;
-        if *n <= MAX_FACTS_PER_RULE {
-            self.facts.push(f);
+    fn new(cap: usize) -> Out {
+        Out {
+            facts: modelward_diagnostics::FactCollector::new(cap),
         }
+    }
+
+    fn push(&mut self, f: Fact) {
+        self.facts.push(f);
     }
 }
 
@@ -480,6 +448,12 @@ impl Analysis {
 /// Checks a `saved_model.pb`: every op in every meta graph and in its function library, and the
 /// asset file names.
 pub fn check_saved_model(bytes: &[u8]) -> Vec<Fact> {
+    check_saved_model_capped(bytes, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_saved_model`] with at most `cap` facts per rule (the scanner passes
+/// `max-findings-per-rule`).
+pub fn check_saved_model_capped(bytes: &[u8], cap: usize) -> Vec<Fact> {
     if let Err(e) = wire::estimate(bytes, wire::TENSORFLOW_SAVEDMODEL, MAX_DECODE_MEMORY) {
         return vec![budget_fact("SavedModel", e, bytes.len())];
     }
@@ -489,7 +463,10 @@ pub fn check_saved_model(bytes: &[u8]) -> Vec<Fact> {
             return vec![Fact::new("TFM107", "SavedModel is not a valid protobuf").evidence(e.to_string())];
         }
     };
-    let mut a = Analysis::default();
+    let mut a = Analysis {
+        out: Out::new(cap),
+        ..Analysis::default()
+    };
     let several = model.meta_graphs.len() > 1;
     for (mi, meta) in model.meta_graphs.iter().enumerate() {
         if let Some(graph) = &meta.graph_def {
@@ -534,23 +511,19 @@ pub fn check_graph_def(bytes: &[u8]) -> Vec<Fact> {
     a.finish("GraphDef".to_owned())
 }
 
-fn finish(mut out: Out) -> Vec<Fact> {
-    for (rule, n) in &out.counts {
-        if *n > MAX_FACTS_PER_RULE
-            && let Some(last) = out.facts.iter_mut().rev().find(|f| f.rule == *rule)
-        {
-            last.message.push_str(&format!(
-                " ({} more like this not listed)",
-                n - MAX_FACTS_PER_RULE
-            ));
-        }
-    }
-    out.facts
+fn finish(out: Out) -> Vec<Fact> {
+    out.facts.finish()
 }
 
 /// Checks `keras_metadata.pb` (Keras 2 SavedModel): each object's metadata JSON is a Keras layer
 /// config, checked like [`crate::keras::check_config`] (Lambda layers, modules, gadgets).
 pub fn check_keras_metadata(bytes: &[u8]) -> Vec<Fact> {
+    check_keras_metadata_capped(bytes, MAX_FACTS_PER_RULE)
+}
+
+/// [`check_keras_metadata`] with at most `cap` facts per rule over all objects (the scanner
+/// passes `max-findings-per-rule`).
+pub fn check_keras_metadata_capped(bytes: &[u8], cap: usize) -> Vec<Fact> {
     if let Err(e) = wire::estimate(bytes, wire::KERAS_METADATA_SAVEDMETADATA, MAX_DECODE_MEMORY) {
         return vec![budget_fact("keras_metadata.pb", e, bytes.len())];
     }
@@ -562,19 +535,19 @@ pub fn check_keras_metadata(bytes: &[u8]) -> Vec<Fact> {
             ];
         }
     };
-    let mut facts = Vec::new();
+    let mut facts = modelward_diagnostics::FactCollector::new(cap);
     for node in &meta.nodes {
         if node.metadata.is_empty() {
             continue;
         }
-        for mut f in crate::keras::check_config(&node.metadata) {
+        for mut f in crate::keras::check_config_capped(&node.metadata, cap) {
             if !node.node_path.is_empty() {
                 f.message = format!("{} (object {})", f.message, node.node_path);
             }
             facts.push(f);
         }
     }
-    facts
+    facts.finish()
 }
 
 #[cfg(test)]

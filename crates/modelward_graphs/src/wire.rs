@@ -204,6 +204,9 @@ impl Blobs {
 struct SkipBuf<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Payload position → real length, for the placeholders [`read_slim`] left where it
+    /// skipped a long byte field.
+    placeholders: &'a HashMap<usize, usize>,
     /// Sentinel address → (real length, the sentinel itself). Keeping a handle keeps the
     /// allocation alive, so no later byte field can be given the same address.
     blobs: HashMap<usize, (usize, Bytes)>,
@@ -224,6 +227,13 @@ impl Buf for SkipBuf<'_> {
 
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
         let len = len.min(self.remaining());
+        if let Some(&real) = self.placeholders.get(&self.pos) {
+            let sentinel = Bytes::from((real as u64).to_le_bytes().to_vec());
+            self.blobs
+                .insert(sentinel.as_ptr() as usize, (real, sentinel.clone()));
+            self.advance(len);
+            return sentinel;
+        }
         if len > INLINE_BLOB_MAX {
             // A fresh allocation: its address identifies the sentinel while the message lives.
             let sentinel = Bytes::from((len as u64).to_le_bytes().to_vec());
@@ -240,10 +250,23 @@ impl Buf for SkipBuf<'_> {
 
 /// Decodes `data` as `M` (after an [`estimate`] has bounded the cost).
 pub(crate) fn decode<M: Message + Default>(data: &[u8]) -> Result<(M, Blobs), DecodeError> {
+    decode_with(data, &HashMap::new())
+}
+
+/// Decodes what [`read_slim`] kept: the same message as [`decode`] of the whole input.
+pub(crate) fn decode_slim<M: Message + Default>(slim: &Slim) -> Result<(M, Blobs), DecodeError> {
+    decode_with(&slim.data, &slim.placeholders)
+}
+
+fn decode_with<M: Message + Default>(
+    data: &[u8],
+    placeholders: &HashMap<usize, usize>,
+) -> Result<(M, Blobs), DecodeError> {
     let mut msg = M::default();
     let mut buf = SkipBuf {
         data,
         pos: 0,
+        placeholders,
         blobs: HashMap::new(),
     };
     let ctx = DecodeContext::default();
@@ -252,6 +275,185 @@ pub(crate) fn decode<M: Message + Default>(data: &[u8]) -> Result<(M, Blobs), De
         msg.merge_field(tag, wire_type, &mut buf, ctx.clone())?;
     }
     Ok((msg, Blobs(buf.blobs)))
+}
+
+/// A message read from a file without its long byte fields (tensor payloads): the fields
+/// kept, re-encoded, and a placeholder for each byte field left on disk.
+#[derive(Debug, Default)]
+pub(crate) struct Slim {
+    pub data: Vec<u8>,
+    placeholders: HashMap<usize, usize>,
+}
+
+/// Buffered reads over the file, with the position kept.
+struct Cursor<'r> {
+    r: std::io::BufReader<&'r mut dyn modelward_formats::io::ReadSeek>,
+    pos: u64,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let mut b = [0u8];
+        std::io::Read::read_exact(&mut self.r, &mut b).ok()?;
+        self.pos += 1;
+        Some(b[0])
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn copy(&mut self, n: u64, out: &mut Vec<u8>) -> Option<()> {
+        let start = out.len();
+        out.resize(start + usize::try_from(n).ok()?, 0);
+        std::io::Read::read_exact(&mut self.r, &mut out[start..]).ok()?;
+        self.pos += n;
+        Some(())
+    }
+
+    fn skip(&mut self, n: u64) -> Option<()> {
+        self.r.seek_relative(i64::try_from(n).ok()?).ok()?;
+        self.pos += n;
+        Some(())
+    }
+}
+
+fn put_varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads message `msg` (an index into `SCHEMA`) occupying `[0, len)` of `r`, seeking over
+/// byte fields longer than [`INLINE_BLOB_MAX`] (tensor `raw_data` and the like: only their
+/// length is kept, as [`decode`] would keep it) and unknown long fields (prost skips those),
+/// so a model of gigabytes costs the bytes of its graph. At most `max_kept` bytes are kept.
+/// `None` when the input is not a well-formed encoding within those bounds (the caller then
+/// falls back to reading it whole, and reports exactly what it reported before).
+pub(crate) fn read_slim(
+    r: &mut dyn modelward_formats::io::ReadSeek,
+    len: u64,
+    msg: usize,
+    max_kept: u64,
+) -> Option<Slim> {
+    r.seek(std::io::SeekFrom::Start(0)).ok()?;
+    let mut c = Cursor {
+        r: std::io::BufReader::with_capacity(8 * 1024, r),
+        pos: 0,
+    };
+    let mut slim = Slim::default();
+    let mut kept = 0u64;
+    let mut placeholders = Vec::new();
+    slim_msg(
+        &mut c,
+        len,
+        msg,
+        0,
+        max_kept,
+        &mut kept,
+        &mut slim.data,
+        &mut placeholders,
+    )?;
+    slim.placeholders = placeholders.into_iter().collect();
+    Some(slim)
+}
+
+/// Counts kept bytes against the budget.
+fn keep(kept: &mut u64, n: u64, max_kept: u64) -> Option<()> {
+    *kept = kept.saturating_add(n);
+    (*kept <= max_kept).then_some(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn slim_msg(
+    c: &mut Cursor<'_>,
+    end: u64,
+    msg: usize,
+    depth: u32,
+    max_kept: u64,
+    kept: &mut u64,
+    out: &mut Vec<u8>,
+    placeholders: &mut Vec<(usize, usize)>,
+) -> Option<()> {
+    if depth > MAX_WIRE_DEPTH {
+        return None;
+    }
+    let schema = SCHEMA.get(msg)?;
+    while c.pos < end {
+        let key = c.varint()?;
+        let number = u32::try_from(key >> 3)
+            .ok()
+            .filter(|n| *n > 0 && *n < (1 << 29))?;
+        match key & 7 {
+            0 => {
+                let v = c.varint()?;
+                put_varint(key, out);
+                put_varint(v, out);
+            }
+            1 | 5 => {
+                let n = if key & 7 == 1 { 8 } else { 4 };
+                put_varint(key, out);
+                c.copy(n, out)?;
+            }
+            2 => {
+                let l = c.varint()?;
+                if c.pos.checked_add(l)? > end {
+                    return None;
+                }
+                let kind = schema.fields.iter().find(|f| f.0 == number).map(|f| f.1);
+                let long = l > INLINE_BLOB_MAX as u64;
+                match kind {
+                    Some(Kind::Msg(child)) if SCHEMA.get(child).is_some() => {
+                        let mut sub = Vec::new();
+                        let mut sub_places = Vec::new();
+                        let sub_end = c.pos + l;
+                        slim_msg(
+                            c,
+                            sub_end,
+                            child,
+                            depth + 1,
+                            max_kept,
+                            kept,
+                            &mut sub,
+                            &mut sub_places,
+                        )?;
+                        put_varint(key, out);
+                        put_varint(sub.len() as u64, out);
+                        let base = out.len();
+                        placeholders.extend(sub_places.into_iter().map(|(p, n)| (p + base, n)));
+                        out.extend_from_slice(&sub);
+                    }
+                    Some(Kind::Bytes) if long => {
+                        c.skip(l)?;
+                        put_varint(key, out);
+                        put_varint(8, out);
+                        placeholders.push((out.len(), usize::try_from(l).ok()?));
+                        out.extend_from_slice(&l.to_le_bytes());
+                    }
+                    None if long => c.skip(l)?,
+                    _ => {
+                        keep(kept, l, max_kept)?;
+                        put_varint(key, out);
+                        put_varint(l, out);
+                        c.copy(l, out)?;
+                    }
+                }
+            }
+            _ => return None,
+        }
+        keep(kept, 0, max_kept)?;
+    }
+    (c.pos == end).then_some(())
 }
 
 #[cfg(test)]
@@ -277,6 +479,50 @@ mod tests {
         assert!(blobs.is_skipped(&raw));
         assert_eq!(blobs.len_of(&raw), 12_000);
         assert_eq!(d.name.as_deref(), Some("w"));
+    }
+
+    #[test]
+    fn a_slim_read_decodes_to_the_same_message_and_skips_the_payload() {
+        use crate::proto::onnx::{GraphProto, ModelProto, NodeProto};
+        let big = TensorProto {
+            dims: vec![3000],
+            data_type: Some(1),
+            raw_data: Some(Bytes::from(vec![7u8; 200_000])),
+            name: Some("w".into()),
+            ..TensorProto::default()
+        };
+        let model = ModelProto {
+            ir_version: Some(8),
+            graph: Some(GraphProto {
+                node: vec![NodeProto {
+                    op_type: Some("Identity".into()),
+                    ..NodeProto::default()
+                }],
+                initializer: vec![big.clone(), big],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        };
+        let enc = model.encode_to_vec();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut r = modelward_formats::io::Counting::new(std::io::Cursor::new(enc.clone()), count.clone());
+        let slim = read_slim(&mut r, enc.len() as u64, ONNX_MODELPROTO, u64::MAX).expect("slim");
+        let read = count.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(read < 32 * 1024, "read {read} of {}", enc.len());
+        let (whole, wb) = decode::<ModelProto>(&enc).unwrap();
+        let (thin, tb) = decode_slim::<ModelProto>(&slim).unwrap();
+        let g = |m: &ModelProto| m.graph.clone().unwrap();
+        assert_eq!(g(&whole).node, g(&thin).node);
+        for (a, b) in g(&whole).initializer.iter().zip(g(&thin).initializer.iter()) {
+            assert_eq!(a.name, b.name);
+            assert_eq!(a.dims, b.dims);
+            let (ra, rb) = (a.raw_data.clone().unwrap(), b.raw_data.clone().unwrap());
+            assert_eq!(wb.len_of(&ra), tb.len_of(&rb));
+            assert!(tb.is_skipped(&rb));
+        }
+        // A truncated file is not slimmed: the caller reads it whole and reports as before.
+        let mut cut = std::io::Cursor::new(enc[..enc.len() - 10].to_vec());
+        assert!(read_slim(&mut cut, enc.len() as u64 - 10, ONNX_MODELPROTO, u64::MAX).is_none());
     }
 
     #[test]

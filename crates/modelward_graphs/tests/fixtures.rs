@@ -1,5 +1,5 @@
 //! The committed fixtures (`tests/fixtures/{keras,tensorflow,onnx}`, made by
-//! `tests/fixtures/generate/gen_formats4b.py` with the real writers): `ok_*` files give no finding
+//! `tests/fixtures/generate/gen_model_graphs.py` with the real writers): `ok_*` files give no finding
 //! above info, `bad_<RULE>_*` files give that rule. Every rule this crate emits is in the catalog
 //! and has a firing and a non-firing case. A mutation pass checks that no reader panics.
 

@@ -44,7 +44,7 @@ pub use opcode::Opcode;
 pub use render::{RenderOptions, render, render_with};
 pub use sniff::looks_like_pickle;
 pub use stream::{
-    End, Inline, InlineHook, NoInline, ReadSource, Reader, SeekSource, Source, StreamScan, Trace, run_one,
-    scan_stream,
+    End, Inline, InlineHook, NoInline, NoVisitor, ReadSource, Reader, SeekSource, Source, StreamScan, Trace,
+    Visitor, run_one, run_one_with, scan_stream,
 };
 pub use value::{Arena, BytesKind, Call, CallKind, Global, Node, NodeId, Value};

@@ -324,11 +324,38 @@ fn skip_padding<S: Source>(reader: &mut Reader<S>) -> io::Result<bool> {
     Ok(reader.advance(want)? == want)
 }
 
+/// Sees every instruction of a run, in order, beside the symbolic machine: the one way for
+/// other interpreters (the converter's strict one) to share this run loop instead of copying
+/// it.
+pub trait Visitor {
+    /// Called for each decoded instruction before the machine executes it.
+    fn instruction(&mut self, ins: &Instruction<'_>);
+}
+
+/// The visitor that sees nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoVisitor;
+
+impl Visitor for NoVisitor {
+    fn instruction(&mut self, _: &Instruction<'_>) {}
+}
+
 /// Runs one pickle from the reader's position.
 pub fn run_one<S: Source>(
     reader: &mut Reader<S>,
     limits: &Limits,
     hook: &mut dyn InlineHook,
+    depth: u32,
+) -> Trace {
+    run_one_with(reader, limits, hook, &mut NoVisitor, depth)
+}
+
+/// [`run_one`], showing every instruction to `visitor` as well (inline pickles included).
+pub fn run_one_with<S: Source>(
+    reader: &mut Reader<S>,
+    limits: &Limits,
+    hook: &mut dyn InlineHook,
+    visitor: &mut dyn Visitor,
     depth: u32,
 ) -> Trace {
     let start = reader.position();
@@ -343,6 +370,7 @@ pub fn run_one<S: Source>(
         let (flow, len) = match step {
             Step::Ok(ins) => {
                 let len = ins.len;
+                visitor.instruction(&ins);
                 (m.step(&ins), len)
             }
             Step::NeedMore => break End::Eof,
@@ -379,7 +407,7 @@ pub fn run_one<S: Source>(
                     if depth >= limits.max_nested_depth {
                         break End::Limit(LimitKind::Ops);
                     }
-                    let t = run_one(reader, limits, hook, depth + 1);
+                    let t = run_one_with(reader, limits, hook, visitor, depth + 1);
                     let ok = t.end_reason == End::Stop;
                     inline.push(t);
                     if !ok {

@@ -1,25 +1,8 @@
 //! The rule catalog (`catalog/rules.toml`), embedded and validated.
 
-use modelward_diagnostics::{Confidence, Severity};
 use serde::Deserialize;
 
-/// One rule.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// Stable code, e.g. `PKL101`.
-    pub code: String,
-    /// Kebab-case name, e.g. `code-execution-global`.
-    pub name: String,
-    /// Default severity.
-    pub severity: Severity,
-    /// Default confidence.
-    pub confidence: Confidence,
-    /// One line.
-    pub summary: String,
-    /// Why it matters (Markdown).
-    pub why: String,
-}
+pub use modelward_diagnostics::Rule;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

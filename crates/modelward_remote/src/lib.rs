@@ -20,7 +20,7 @@
 //!   scanner reads a zip's directory and pickles, a header, never tensor data, so a checkpoint
 //!   of gigabytes costs a few requests and tens of kilobytes.
 //! - [`scan_remote`]: lists a repository and scans every file through
-//!   [`Scanner::scan_source`]; reports are named `hf://OWNER/NAME@REV/PATH` and their
+//!   [`Scanner::scan_many`], each file an [`Input`] over a [`RangeReader`]; reports are named `hf://OWNER/NAME@REV/PATH` and their
 //!   `bytes_read` is the bytes actually transferred.
 //! - [`resolve_hf_cache`], [`cache_display_name`]: the local `huggingface_hub` cache.
 //!
@@ -44,10 +44,9 @@ pub use options::{DEFAULT_ENDPOINT, RemoteOptions};
 pub use range::RangeReader;
 pub use target::{DEFAULT_REVISION, HubRepo, RemoteTarget, RepoKind};
 
-use modelward_diagnostics::{Fact, FileReport, Location, Verdict};
-use modelward_scanner::Scanner;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use modelward_diagnostics::FileReport;
+use modelward_scanner::{Input, Scanner, Source, ToInput};
+use std::sync::Arc;
 
 /// The result of a remote scan, with what it cost.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +66,74 @@ struct Job {
     len: Option<u64>,
     /// The Hub's sha256 for the file (LFS), checked when the whole file is read.
     lfs_sha256: Option<String>,
+}
+
+/// A job bound to its client: opened (the first request) on the scanner's worker.
+struct Fetch<'a> {
+    job: &'a Job,
+    client: &'a Client,
+    opts: &'a RemoteOptions,
+    stats: Arc<TransferStats>,
+}
+
+impl ToInput for Fetch<'_> {
+    fn to_input(&self) -> Input<'_> {
+        let job = self.job;
+        match RangeReader::open_with_stats(self.client, &job.url, job.len, self.opts, self.stats.clone()) {
+            Ok(reader) => {
+                let len = reader.len();
+                let file = HubFile {
+                    reader,
+                    listed_sha256: job.lfs_sha256.clone(),
+                };
+                Input::source(job.display.clone(), file, len)
+            }
+            Err(e) => Input::Unavailable {
+                display: job.display.clone(),
+                size: job.len.unwrap_or(0),
+                bytes_read: self.stats.bytes(),
+                error: e.to_string(),
+                message: format!("cannot fetch the file: {e}"),
+            },
+        }
+    }
+}
+
+/// A remote file as the scanner reads it: its `bytes_read` is the bytes transferred, a
+/// transfer that failed part way keeps the file from being called clean, and the sha256 the
+/// Hub lists is checked against the bytes served when every byte went through the reader.
+struct HubFile {
+    reader: RangeReader,
+    listed_sha256: Option<String>,
+}
+
+impl std::io::Read for HubFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+
+impl std::io::Seek for HubFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.reader.seek(pos)
+    }
+}
+
+impl Source for HubFile {
+    fn failure(&self) -> Option<String> {
+        self.reader.failure().map(ToString::to_string)
+    }
+    fn bytes_fetched(&self) -> Option<u64> {
+        Some(self.reader.bytes_transferred())
+    }
+    fn sha256(&self) -> Option<String> {
+        self.reader
+            .whole_sha256()
+            .map(|d| d.iter().map(|b| format!("{b:02x}")).collect())
+    }
+    fn listed_sha256(&self) -> Option<String> {
+        self.listed_sha256.clone()
+    }
 }
 
 /// Scans a remote target: lists a repository (or takes the one file or URL) and scans every
@@ -95,37 +162,22 @@ pub fn scan_remote_with(
     let client = Client::new(opts);
     let listing = TransferStats::default();
     let jobs = jobs(&client, target, opts, &listing)?;
-    let total_bytes = std::sync::atomic::AtomicU64::new(listing.bytes());
-    let total_requests = std::sync::atomic::AtomicU64::new(listing.requests());
-    let results: Mutex<Vec<Option<FileReport>>> = Mutex::new(vec![None; jobs.len()]);
-    let next = AtomicUsize::new(0);
-    let workers = opts.concurrency.clamp(1, 16).min(jobs.len().max(1));
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let stats = Arc::new(TransferStats::default());
-                    let report = scan_job(scanner, &client, opts, job, &stats);
-                    total_bytes.fetch_add(stats.bytes(), Ordering::Relaxed);
-                    total_requests.fetch_add(stats.requests(), Ordering::Relaxed);
-                    progress(&report);
-                    results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
-                }
-            });
-        }
-    });
-    let files = results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
+    let fetches: Vec<Fetch<'_>> = jobs
+        .iter()
+        .map(|job| Fetch {
+            job,
+            client: &client,
+            opts,
+            stats: Arc::new(TransferStats::default()),
+        })
         .collect();
+    // Remote files wait on the network, not the CPU: more workers than cores.
+    let workers = opts.concurrency.clamp(1, 16).min(jobs.len().max(1));
+    let files = scanner.scan_many_threads(&fetches, workers, progress);
     Ok(RemoteScan {
         files,
-        transferred: total_bytes.into_inner(),
-        requests: total_requests.into_inner(),
+        transferred: listing.bytes() + fetches.iter().map(|f| f.stats.bytes()).sum::<u64>(),
+        requests: listing.requests() + fetches.iter().map(|f| f.stats.requests()).sum::<u64>(),
     })
 }
 
@@ -195,79 +247,12 @@ fn scan_job(
     job: &Job,
     stats: &Arc<TransferStats>,
 ) -> FileReport {
-    let loc = Location::file(&job.display);
-    let mut reader = match RangeReader::open_with_stats(client, &job.url, job.len, opts, stats.clone()) {
-        Ok(r) => r,
-        Err(e) => {
-            let mut report = FileReport {
-                path: job.display.clone(),
-                format: "unknown".into(),
-                verdict: Verdict::Error,
-                severity: None,
-                findings: Vec::new(),
-                size: job.len.unwrap_or(0),
-                bytes_read: stats.bytes(),
-                error: Some(e.to_string()),
-                sha256: None,
-                hub_sha256: None,
-            };
-            if let Some(f) = scanner
-                .policy()
-                .finding(Fact::new("MWD001", format!("cannot fetch the file: {e}")), &loc)
-            {
-                report.findings.push(f);
-            }
-            report.finish(false);
-            return report;
-        }
+    let fetch = Fetch {
+        job,
+        client,
+        opts,
+        stats: stats.clone(),
     };
-    let len = reader.len();
-    let mut report = scanner.scan_source(&job.display, &mut reader, len);
-    report.bytes_read = stats.bytes();
-    check_hub_digest(scanner, job, &reader, &mut report);
-    if let Some(e) = reader.failure() {
-        if let Some(f) = scanner.policy().finding(
-            Fact::new(
-                "MWD001",
-                format!("the file could not be read completely: {e}; what was not read was not judged"),
-            ),
-            &loc,
-        ) {
-            report.findings.push(f);
-        }
-        // What was found stays; a file with nothing dangerous found is not "clean" when part
-        // of it could not be read.
-        let known = report.format != "unknown";
-        report.finish(known);
-        if !matches!(report.verdict, Verdict::Malicious) {
-            report.error = Some(e.to_string());
-            report.finish(known);
-        }
-    }
-    report
+    scanner.scan(fetch.to_input())
 }
 
-/// Records the Hub's LFS sha256 and, when every byte of the file went through the reader, the
-/// file's own sha256; PRV004 when they differ.
-fn check_hub_digest(scanner: &Scanner, job: &Job, reader: &RangeReader, report: &mut FileReport) {
-    report.hub_sha256 = job.lfs_sha256.clone();
-    let Some(actual) = reader.whole_sha256() else {
-        return;
-    };
-    let actual: String = actual.iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(expected) = &job.lfs_sha256
-        && *expected != actual
-        && let Some(f) = scanner.policy().finding(
-            Fact::new(
-                "PRV004",
-                format!("the bytes served have sha256 {actual}; the Hub lists {expected} for this file"),
-            ),
-            &Location::file(&job.display),
-        )
-    {
-        report.findings.push(f);
-        let known = report.format != "unknown";
-        report.finish(known);
-    }
-    report.sha256 = Some(actual);
-}

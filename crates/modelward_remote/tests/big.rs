@@ -19,7 +19,7 @@ fn the_small_twin_is_a_clean_checkpoint() {
     // is clean, so the remote verdict below is about the big file only.
     let small = support::torch_zip(None).to_vec();
     let s = Scanner::new(Policy::builtin(), ScanLimits::default());
-    let r = s.scan_bytes("small.pt", &small);
+    let r = s.scan(modelward_scanner::Input::bytes("small.pt", &small));
     assert_eq!(r.verdict, Verdict::Clean, "{r:#?}");
     assert_eq!(r.format, "pytorch-zip", "{r:#?}");
 }

@@ -9,8 +9,7 @@
 //! - `vulnerabilities`: one per finding, the rule code as id, the severity as a rating, the
 //!   file as the affected component, location and evidence as properties.
 
-use modelward_diagnostics::{FileReport, ScanReport, Severity};
-use modelward_policy::Catalog;
+use modelward_diagnostics::{FileReport, Rule, ScanReport, Severity};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 
@@ -117,7 +116,7 @@ fn component(f: &FileReport) -> Value {
 }
 
 /// The BOM document.
-pub fn document(report: &ScanReport, catalog: &Catalog, opts: &BomOptions) -> Value {
+pub fn document(report: &ScanReport, catalog: &[Rule], opts: &BomOptions) -> Value {
     let any_model = report.files.iter().any(|f| is_model(&f.format));
     let parent = json!({
         "type": if any_model { "machine-learning-model" } else { "file" },
@@ -155,7 +154,7 @@ pub fn document(report: &ScanReport, catalog: &Catalog, opts: &BomOptions) -> Va
                 "affects": [{ "ref": file_ref(f) }],
                 "properties": props,
             });
-            if let Some(rule) = catalog.get(&x.rule) {
+            if let Some(rule) = catalog.iter().find(|r| r.code == x.rule) {
                 v["recommendation"] = Value::String(format!(
                     "{} ({}); `modelward rule {}` explains it.",
                     rule.summary, rule.name, rule.code
@@ -204,7 +203,7 @@ pub fn document(report: &ScanReport, catalog: &Catalog, opts: &BomOptions) -> Va
 /// Writes the BOM as pretty JSON.
 pub fn write(
     report: &ScanReport,
-    catalog: &Catalog,
+    catalog: &[Rule],
     opts: &BomOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {

@@ -4,8 +4,7 @@
 //! finding is a result at its file, with the archive members and byte offset as a logical
 //! location and in the properties, and a partial fingerprint that is stable across runs.
 
-use modelward_diagnostics::{ScanReport, Severity};
-use modelward_policy::Catalog;
+use modelward_diagnostics::{Rule, ScanReport, Severity};
 use serde_json::{Value, json};
 use std::io::{self, Write};
 
@@ -56,9 +55,10 @@ fn uri(path: &str) -> String {
 }
 
 /// The SARIF document.
-pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
+/// `catalog` is every rule of the catalog (`Policy::catalog().rules()`), passed as data so
+/// that rendering stays a pure function of what it is given.
+pub fn document(report: &ScanReport, catalog: &[Rule]) -> Value {
     let rules: Vec<Value> = catalog
-        .rules()
         .iter()
         .map(|r| {
             json!({
@@ -83,7 +83,7 @@ pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
             })
         })
         .collect();
-    let index = |code: &str| catalog.rules().iter().position(|r| r.code == code);
+    let index = |code: &str| catalog.iter().position(|r| r.code == code);
     let mut results = Vec::new();
     for f in &report.files {
         for x in &f.findings {
@@ -182,7 +182,7 @@ pub fn document(report: &ScanReport, catalog: &Catalog) -> Value {
 }
 
 /// Writes the SARIF document.
-pub fn write(report: &ScanReport, catalog: &Catalog, out: &mut dyn Write) -> io::Result<()> {
+pub fn write(report: &ScanReport, catalog: &[Rule], out: &mut dyn Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, &document(report, catalog)).map_err(crate::io_error)?;
     writeln!(out)
 }

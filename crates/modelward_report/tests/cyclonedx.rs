@@ -97,7 +97,7 @@ fn options(spec: SpecVersion) -> BomOptions {
 #[test]
 fn bom_validates_against_cyclonedx_1_7_and_1_6() {
     for spec in [SpecVersion::V1_7, SpecVersion::V1_6] {
-        let doc = document(&report(), &Catalog::builtin(), &options(spec));
+        let doc = document(&report(), Catalog::builtin().rules(), &options(spec));
         assert_eq!(doc["specVersion"], spec.as_str());
         validate(spec, &doc);
     }
@@ -106,7 +106,7 @@ fn bom_validates_against_cyclonedx_1_7_and_1_6() {
 #[test]
 fn schema_check_catches_a_bad_bom() {
     // The validation is live: a severity CycloneDX does not know is refused.
-    let mut doc = document(&report(), &Catalog::builtin(), &options(SpecVersion::V1_7));
+    let mut doc = document(&report(), Catalog::builtin().rules(), &options(SpecVersion::V1_7));
     doc["vulnerabilities"][0]["ratings"][0]["severity"] = "catastrophic".into();
     let path = data().join("bom-1.7.SNAPSHOT.schema.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -119,7 +119,7 @@ fn schema_check_catches_a_bad_bom() {
 
 #[test]
 fn bom_holds_components_hashes_and_findings() {
-    let doc = document(&report(), &Catalog::builtin(), &options(SpecVersion::V1_7));
+    let doc = document(&report(), Catalog::builtin().rules(), &options(SpecVersion::V1_7));
     assert_eq!(doc["metadata"]["component"]["name"], "model");
     assert_eq!(doc["metadata"]["component"]["type"], "machine-learning-model");
     let comps = doc["components"].as_array().unwrap();

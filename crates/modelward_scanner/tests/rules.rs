@@ -503,8 +503,8 @@ fn every_rule_fires_on_its_case_and_not_on_its_counterpart() {
 
 #[test]
 fn an_unreadable_file_is_an_error_with_a_finding() {
-    let r = common::scanner().scan_file(&modelward_scanner::Target {
-        path: "/nonexistent/x.pt".into(),
+    let r = common::scanner().scan(modelward_scanner::Input::Path {
+        path: std::path::Path::new("/nonexistent/x.pt"),
         display: "x.pt".into(),
     });
     assert_eq!(r.verdict, modelward_diagnostics::Verdict::Error);

@@ -9,7 +9,7 @@ use modelward_diagnostics::{FileReport, ScanReport, Severity, Verdict};
 use modelward_policy::Policy;
 use modelward_report::text::TextOptions;
 use modelward_sandbox::{Detonation, Loader, Options, Sandbox};
-use modelward_scanner::{ScanLimits, Scanner, Target};
+use modelward_scanner::{ScanLimits, Scanner, Target, ToInput};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -143,7 +143,7 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
     let mut behaviour = Vec::new();
     let mut failed = !errors.is_empty();
     for t in &targets {
-        let mut report = scanner.scan_file(t);
+        let mut report = scanner.scan(t.to_input());
         match detonate_one(
             &sandbox,
             scanner.policy(),
@@ -174,7 +174,9 @@ pub fn run(args: &DetonateArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     match args.format {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
-        OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
+        OutputFormat::Sarif => {
+            modelward_report::sarif::write(&report, scanner.policy().catalog().rules(), &mut out)?
+        }
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
         // An ML-BOM describes what was scanned; `scan --format cyclonedx` writes it.
         OutputFormat::Cyclonedx => {

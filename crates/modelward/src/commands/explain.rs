@@ -3,76 +3,107 @@
 //! import or call something dangerous or unknown marked.
 
 use crate::args::ExplainArgs;
-use anyhow::{Context, Result, bail};
-use modelward_diagnostics::Location;
-use modelward_formats::{Format, compress, npy, sniff, zip};
-use modelward_pickle::{Limits, NoInline, disasm, pseudocode, scan_stream};
-use modelward_policy::{Judgement, PickleContext, Policy};
-use std::io::{BufWriter, Read, Write};
+use anyhow::{Result, bail};
+use modelward_diagnostics::Finding;
+use modelward_pickle::{disasm, pseudocode};
+use modelward_policy::{Judgement, Policy};
+use modelward_scanner::{Input, PickleStream, ScanLimits, Scanner};
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-/// Largest content explained.
-const MAX_CONTENT: u64 = 256 << 20;
-
-fn read_target(target: &str) -> Result<Vec<u8>> {
-    let (file, member) = match target.split_once('!') {
-        Some((f, m)) => (f, Some(m)),
-        None => (target, None),
-    };
-    let mut f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
-    let len = f.metadata()?.len();
-    let Some(member) = member else {
-        let mut data = Vec::new();
-        f.take(MAX_CONTENT).read_to_end(&mut data)?;
-        return Ok(data);
-    };
-    let listing = zip::list(&mut f, len, zip::ZipLimits::default())
-        .with_context(|| format!("{file} is not a zip archive"))?;
-    let Some(entry) = listing
-        .entries
+/// The stream `FILE` alone means: the only one, or the only `data.pkl` (a PyTorch checkpoint).
+fn default_choice(streams: &[PickleStream]) -> Option<usize> {
+    if streams.len() == 1 {
+        return Some(0);
+    }
+    let data_pkl: Vec<usize> = streams
         .iter()
-        .find(|e| e.name == member || e.display_name() == member)
-    else {
-        let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).take(20).collect();
-        bail!("{file} has no member {member:?}; members: {}", names.join(", "));
-    };
-    let raw = zip::raw_member(&mut f, entry, len).context("member data lies outside the file")?;
-    let Some(dec) = compress::zip_method(entry.method, raw) else {
-        bail!("unsupported compression method {}", entry.method);
-    };
-    let mut data = Vec::new();
-    dec?.take(MAX_CONTENT).read_to_end(&mut data)?;
-    Ok(data)
+        .enumerate()
+        .filter(|(_, s)| {
+            s.members
+                .last()
+                .is_some_and(|m| m == "data.pkl" || m.ends_with("/data.pkl"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    (data_pkl.len() == 1).then(|| data_pkl[0])
 }
 
-/// Runs the command.
+/// Runs the command. The pickles are found, and judged, by the scanner: what is explained
+/// here is what `scan` reported.
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
-    let data = read_target(&args.target)?;
-    let start = match sniff(&data) {
-        Format::Pickle => 0,
-        Format::Npy => match npy::parse(&data) {
-            Ok(h) if h.has_object => h.data_offset as usize,
-            Ok(_) => bail!("{} is a numeric .npy array: it holds no pickle", args.target),
-            Err(f) => bail!("{}: {}", args.target, f.message),
-        },
-        Format::Zip => bail!(
-            "{} is a zip archive: name a member, e.g. {}!archive/data.pkl",
-            args.target,
-            args.target
-        ),
-        other => bail!(
-            "{} is {} content, not a pickle; `modelward scan` opens containers",
-            args.target,
-            other.name()
-        ),
+    let (file, member) = match args.target.split_once('!') {
+        Some((f, m)) => (f, Some(m)),
+        None => (args.target.as_str(), None),
     };
-    let pickle = &data[start.min(data.len())..];
-    let policy = Policy::builtin();
+    let scanner = Scanner::new(Policy::builtin(), ScanLimits::default());
+    let (report, streams) = scanner.find_pickles(Input::Path {
+        path: Path::new(file),
+        display: file.to_owned(),
+    });
+    if let Some(e) = &report.error {
+        bail!("cannot open {file}: {e}");
+    }
+    let names: Vec<String> = streams.iter().map(|s| s.name(file)).collect();
+    let chosen: Vec<&PickleStream> = match member {
+        Some(m) => {
+            let hit: Vec<&PickleStream> = streams.iter().filter(|s| s.members.join("!") == m).collect();
+            if hit.is_empty() {
+                if names.is_empty() {
+                    bail!("{file} holds no pickle (it is {} content)", report.format);
+                }
+                bail!("{file} has no pickle at {m:?}; its pickles: {}", names.join(", "));
+            }
+            hit
+        }
+        None => match default_choice(&streams) {
+            Some(i) => vec![&streams[i]],
+            None if streams.is_empty() => {
+                if report.format == "npy" {
+                    bail!("{} is a numeric .npy array: it holds no pickle", args.target);
+                }
+                bail!(
+                    "{} is {} content and holds no pickle; `modelward scan` judges it",
+                    args.target,
+                    report.format
+                );
+            }
+            None => streams.iter().collect(),
+        },
+    };
+    let policy = scanner.policy();
     let mut out = BufWriter::new(std::io::stdout().lock());
+    if chosen.len() > 1 {
+        writeln!(
+            out,
+            "# {file} holds {} pickle streams; all are explained below (name one as FILE!member):",
+            chosen.len()
+        )?;
+        for s in &chosen {
+            writeln!(out, "#   {}", s.name(file))?;
+        }
+        writeln!(out)?;
+    }
+    for (i, stream) in chosen.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        explain(&mut out, policy, &stream.name(file), stream)?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The disassembly and pseudo-Python of one stream, each pickle followed by the findings the
+/// scan reported inside it.
+fn explain(out: &mut impl Write, policy: &Policy, label: &str, stream: &PickleStream) -> Result<()> {
+    let start = stream.start;
+    let pickle = &stream.data[..];
     writeln!(
         out,
         "# Disassembly of {} (offsets relative to the pickle{})",
-        args.target,
+        label,
         if start > 0 {
             format!(", which starts at byte {start}")
         } else {
@@ -82,15 +113,12 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     for line in disasm::disassemble(pickle).iter().take(5000) {
         writeln!(out, "{line}")?;
     }
-    let scan = scan_stream(
-        pickle,
-        0,
-        Some(pickle.len() as u64),
-        &Limits::default(),
-        &mut NoInline,
-    );
-    let torch = args.target.contains('!');
-    for (i, trace) in scan.pickles.iter().enumerate() {
+    let inside = |f: &&Finding, t: &modelward_pickle::Trace| {
+        f.location
+            .offset
+            .is_some_and(|o| o >= t.start && o < t.end.max(t.start + 1))
+    };
+    for (i, trace) in stream.pickles.iter().enumerate() {
         writeln!(
             out,
             "\n# What loading pickle {} (bytes {}..{}) would do",
@@ -135,12 +163,7 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             };
             writeln!(out, "{:<70}  # @{}{mark}", line.text, line.offset)?;
         }
-        let loc = Location::file(&args.target);
-        let findings: Vec<_> = policy
-            .pickle_facts(trace, PickleContext { torch })
-            .into_iter()
-            .filter_map(|f| policy.finding(f, &loc))
-            .collect();
+        let findings: Vec<&Finding> = stream.findings.iter().filter(|f| inside(f, trace)).collect();
         if !findings.is_empty() {
             writeln!(out, "\n# Findings")?;
             for f in findings {
@@ -148,12 +171,18 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             }
         }
     }
-    if let Some((at, n)) = scan.trailing {
-        writeln!(
-            out,
-            "\n# {n} bytes after the last pickle (from byte {at}) are not a pickle"
-        )?;
+    // What the scan found at this stream but outside any one pickle (trailing data, the
+    // legacy header, a per-rule summary).
+    let rest: Vec<&Finding> = stream
+        .findings
+        .iter()
+        .filter(|f| !stream.pickles.iter().any(|t| inside(f, t)))
+        .collect();
+    if !rest.is_empty() {
+        writeln!(out, "\n# Findings about the stream as a whole")?;
+        for f in rest {
+            writeln!(out, "#   {} {} {}: {}", f.severity, f.rule, f.location, f.message)?;
+        }
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -246,6 +246,6 @@ pub fn write_bom(
         timestamp: modelward_report::cyclonedx::now_rfc3339(),
         subject,
     };
-    modelward_report::cyclonedx::write(report, policy.catalog(), &opts, out)?;
+    modelward_report::cyclonedx::write(report, policy.catalog().rules(), &opts, out)?;
     Ok(())
 }

@@ -151,7 +151,7 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         !args.no_progress && std::io::stderr().is_terminal(),
         remote.is_empty().then_some(targets.len() as u64),
     );
-    let mut files = scanner.scan_targets(&targets, |f| progress.file_done(f));
+    let mut files = scanner.scan_many(&targets, |f| progress.file_done(f));
     if let Some(when) = args.detonate {
         crate::commands::detonate::detonate_scanned(&scanner, &targets, &mut files, when)?;
     }
@@ -234,7 +234,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     };
     match args.format {
         OutputFormat::Json => modelward_report::json::write(&report, &mut out)?,
-        OutputFormat::Sarif => modelward_report::sarif::write(&report, scanner.policy().catalog(), &mut out)?,
+        OutputFormat::Sarif => {
+            modelward_report::sarif::write(&report, scanner.policy().catalog().rules(), &mut out)?
+        }
         OutputFormat::Github => modelward_report::github::write(&report, &mut out)?,
         OutputFormat::Cyclonedx => {
             crate::commands::provenance::write_bom(&mut report, &args, scanner.policy(), &mut out)?

@@ -30,17 +30,22 @@ pub fn scanner() -> Scanner {
 }
 
 pub fn scan(data: &[u8]) -> FileReport {
-    scanner().scan_bytes("input", data)
+    scanner().scan(modelward_scanner::Input::bytes("input", data))
 }
 
 pub fn scan_with(limits: ScanLimits, data: &[u8]) -> FileReport {
-    Scanner::new(Policy::builtin(), limits).scan_bytes("input", data)
+    Scanner::new(Policy::builtin(), limits).scan(modelward_scanner::Input::bytes("input", data))
 }
 
 pub fn scan_file(path: &Path) -> FileReport {
-    scanner().scan_file(&modelward_scanner::Target {
-        path: path.to_path_buf(),
-        display: path.display().to_string(),
+    scanner().scan(modelward_scanner::Input::path(path))
+}
+
+/// Scans a file, reporting it under `display`.
+pub fn scan_file_as(path: &Path, display: &str) -> FileReport {
+    scanner().scan(modelward_scanner::Input::Path {
+        path,
+        display: display.to_owned(),
     })
 }
 

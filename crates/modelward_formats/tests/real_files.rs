@@ -1,7 +1,7 @@
 //! safetensors, GGUF, chat templates and Hugging Face configs against real, benign files: the
 //! ones `../shared/real/fetch_real.sh` fetches (skipped when absent, unless
 //! `MODELWARD_REQUIRE_REAL=1`) and the committed fixtures made by the real writers
-//! (`tests/fixtures/{safetensors,gguf}`, from `tests/fixtures/generate/gen_formats4.py`).
+//! (`tests/fixtures/{safetensors,gguf}`, from `tests/fixtures/generate/gen_tensor_headers.py`).
 
 use modelward_formats::io::Counting;
 use modelward_formats::{gguf, hf, safetensors, template};
