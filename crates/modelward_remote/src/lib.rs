@@ -255,4 +255,3 @@ fn scan_job(
     };
     scanner.scan(fetch.to_input())
 }
-
