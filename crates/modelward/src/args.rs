@@ -24,6 +24,8 @@ pub enum Command {
     /// Convert a PyTorch checkpoint (zip or legacy) or numpy .npy/.npz to safetensors without
     /// running Python; refused when its pickle does more than build tensors.
     Convert(crate::commands::convert_cmd::ConvertArgs),
+    /// Run the scan service: HTTP API, Hugging Face webhook, web page (docs/service.md).
+    Serve(crate::commands::serve::ServeArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.

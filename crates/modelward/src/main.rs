@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         args::Command::Scan(a) => commands::scan::run(a),
         args::Command::Explain(a) => commands::explain::run(&a),
         args::Command::Convert(a) => commands::convert_cmd::run(&a),
+        args::Command::Serve(a) => commands::serve::run(a),
         args::Command::Rules => commands::rules::list(),
         args::Command::Rule { code } => commands::rules::show(&code),
     };

@@ -21,6 +21,11 @@ pub struct RepoFile {
     pub size: u64,
     /// Whether it is stored in LFS / Xet (its bytes come from a CDN).
     pub lfs: bool,
+    /// For LFS / Xet files, the sha256 of the content as the listing gives it (`lfs.oid`): a
+    /// content key known before any byte is read (the service's verdict cache uses it).
+    pub sha256: Option<String>,
+    /// The git object id the listing gives (`oid`; for LFS files, the pointer's).
+    pub oid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -32,11 +37,15 @@ struct TreeEntry {
     size: u64,
     #[serde(default)]
     lfs: Option<LfsInfo>,
+    #[serde(default)]
+    oid: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct LfsInfo {
     size: u64,
+    #[serde(default)]
+    oid: Option<String>,
 }
 
 /// `{endpoint}/api/{models|datasets|spaces}/{id}/tree/{rev}[/{path}]`.
@@ -145,16 +154,21 @@ fn list_pages(client: &Client, first: &str, stats: &TransferStats) -> Result<Vec
             url: url::redact(&reply.url),
             message: format!("the listing is not the expected JSON array: {e}"),
         })?;
-        files.extend(
-            entries
-                .into_iter()
-                .filter(|e| e.kind == "file")
-                .map(|e| RepoFile {
-                    size: e.lfs.as_ref().map_or(e.size, |l| l.size),
-                    lfs: e.lfs.is_some(),
-                    path: e.path,
-                }),
-        );
+        files.extend(entries.into_iter().filter(|e| e.kind == "file").map(|e| {
+            RepoFile {
+                size: e.lfs.as_ref().map_or(e.size, |l| l.size),
+                lfs: e.lfs.is_some(),
+                sha256: e
+                    .lfs
+                    .and_then(|l| l.oid)
+                    .filter(|o| o.len() == 64 && o.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .map(|o| o.to_ascii_lowercase()),
+                oid: e
+                    .oid
+                    .filter(|o| o.len() <= 64 && o.bytes().all(|b| b.is_ascii_hexdigit())),
+                path: e.path,
+            }
+        }));
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     files.dedup_by(|a, b| a.path == b.path);

@@ -4,3 +4,4 @@ pub mod convert_cmd;
 pub mod explain;
 pub mod rules;
 pub mod scan;
+pub mod serve;
