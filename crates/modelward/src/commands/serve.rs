@@ -73,6 +73,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .max_blocking_threads(64)
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(modelward_service::serve(cfg))?;
+    let served = runtime.block_on(modelward_service::serve(cfg));
+    // A scan past the grace period is abandoned (its lease was released), not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(ExitCode::SUCCESS)
 }

@@ -94,6 +94,9 @@ pub struct TestFile {
     pub content: Arc<Content>,
     /// Served from the CDN through a 302, like LFS / Xet files.
     pub lfs: bool,
+    /// The content's id in the listing: `lfs.oid` (the sha256) for LFS files, `oid` (the git
+    /// blob id) otherwise. Placeholders when not given.
+    pub oid: Option<String>,
 }
 
 impl TestFile {
@@ -102,7 +105,14 @@ impl TestFile {
             path: path.into(),
             content,
             lfs,
+            oid: None,
         }
+    }
+
+    /// The listing gives `oid` as this file's content id (a real sha256 for LFS files).
+    pub fn with_oid(mut self, oid: &str) -> TestFile {
+        self.oid = Some(oid.into());
+        self
     }
 }
 
@@ -631,9 +641,11 @@ fn listing(state: &State, req: &Req, rest: &str) -> Resp {
             continue;
         }
         let size = f.content.len();
-        let mut e = serde_json::json!({"type": "file", "oid": "0123", "size": size, "path": f.path});
+        let git_oid = f.oid.as_deref().filter(|_| !f.lfs).unwrap_or("0123");
+        let mut e = serde_json::json!({"type": "file", "oid": git_oid, "size": size, "path": f.path});
         if f.lfs {
-            e["lfs"] = serde_json::json!({"oid": "abcd", "size": size, "pointerSize": 134});
+            let lfs_oid = f.oid.as_deref().unwrap_or("abcd");
+            e["lfs"] = serde_json::json!({"oid": lfs_oid, "size": size, "pointerSize": 134});
         }
         entries.push(e);
     }
