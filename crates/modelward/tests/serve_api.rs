@@ -38,7 +38,8 @@ fn demo_uploads_get_the_cli_verdicts_and_the_cli_document() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--workers", "2"], &[]);
     let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/json-schema.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("docs/json-schema.json")).unwrap())
+            .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let mut malicious = 0;
     for path in demo_files() {
@@ -52,7 +53,10 @@ fn demo_uploads_get_the_cli_verdicts_and_the_cli_document() {
         let job = wait_done(&server.base, &id, None);
         assert_eq!(job["status"], "done", "{job}");
         let report = &job["report"];
-        assert!(validator.is_valid(report), "not the scan --format json document: {report}");
+        assert!(
+            validator.is_valid(report),
+            "not the scan --format json document: {report}"
+        );
         let cli = cli_report(&path);
         let (ours, theirs) = (&report["files"][0], &cli["files"][0]);
         assert_eq!(ours["verdict"], theirs["verdict"], "{name}");
@@ -82,8 +86,17 @@ fn demo_uploads_get_the_cli_verdicts_and_the_cli_document() {
     let m = &metrics.body;
     assert!(m.contains(&format!("modelward_cache_hits_total {n}")), "{m}");
     assert!(m.contains(&format!("modelward_files_scanned_total {n}")), "{m}");
-    assert!(m.contains(&format!("modelward_scans_total{{verdict=\"malicious\"}} {}", 2 * malicious)), "{m}");
-    assert!(m.contains(&format!("modelward_scan_duration_seconds_count {}", 2 * n)), "{m}");
+    assert!(
+        m.contains(&format!(
+            "modelward_scans_total{{verdict=\"malicious\"}} {}",
+            2 * malicious
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("modelward_scan_duration_seconds_count {}", 2 * n)),
+        "{m}"
+    );
     assert!(m.contains("modelward_queue_depth 0"));
     let health = get(&server.url("/healthz"), None);
     assert_eq!(health.status, 200);
@@ -114,7 +127,8 @@ fn huggingface_webhook_secret_scan_cache_and_redelivery() {
     let st_sha = sha256_hex(&st.to_vec());
     let files = |with_config: bool| {
         let mut v = vec![
-            hub::TestFile::new("pytorch_model.bin", hub::Content::bytes(malicious.clone()), true).with_oid(&mal_sha),
+            hub::TestFile::new("pytorch_model.bin", hub::Content::bytes(malicious.clone()), true)
+                .with_oid(&mal_sha),
             hub::TestFile::new("model.safetensors", st.clone(), true).with_oid(&st_sha),
         ];
         if with_config {
@@ -131,12 +145,20 @@ fn huggingface_webhook_secret_scan_cache_and_redelivery() {
     copy.revisions = vec![REV.into()];
     let fake = hub::Server::builder().repo(evil).repo(copy).start();
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), &["--webhook-secret", SECRET], &[("HF_ENDPOINT", &fake.hub)]);
+    let server = start(
+        dir.path(),
+        &["--webhook-secret", SECRET],
+        &[("HF_ENDPOINT", &fake.hub)],
+    );
     let url = server.url("/v1/webhooks/huggingface");
     let body = webhook_body("model", "acme/evil", REV, "repo.content");
 
     // Refused: no secret, a wrong one, one a byte short.
-    for headers in [vec![], vec![("X-Webhook-Secret", "wrong")], vec![("X-Webhook-Secret", &SECRET[1..])]] {
+    for headers in [
+        vec![],
+        vec![("X-Webhook-Secret", "wrong")],
+        vec![("X-Webhook-Secret", &SECRET[1..])],
+    ] {
         let r = post_json(&url, &body, &headers);
         assert_eq!(r.status, 401, "{}", r.body);
     }
@@ -178,7 +200,11 @@ fn huggingface_webhook_secret_scan_cache_and_redelivery() {
     };
     assert_eq!(by_path(&job, "pytorch_model.bin")["verdict"], "malicious");
     assert_eq!(by_path(&job, "config.json")["verdict"], "suspicious");
-    assert!(fake.log().iter().any(|l| l.target.contains("/api/models/acme/evil/tree/")));
+    assert!(
+        fake.log()
+            .iter()
+            .any(|l| l.target.contains("/api/models/acme/evil/tree/"))
+    );
 
     // Redelivered (the Hub retries; a replay from its activity tab): nothing new is queued.
     fake.clear_log();
@@ -190,47 +216,92 @@ fn huggingface_webhook_secret_scan_cache_and_redelivery() {
         assert_eq!(v["duplicate"], true);
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(fake.log().is_empty(), "a redelivery fetched something: {:?}", fake.log());
+    assert!(
+        fake.log().is_empty(),
+        "a redelivery fetched something: {:?}",
+        fake.log()
+    );
     let repo = get(&server.url(&format!("/v1/repos/acme/evil?revision={REV}")), None);
     assert_eq!(repo.status, 200);
     assert_eq!(repo.json()["id"], id.as_str());
-    assert_eq!(get(&server.url("/v1/repos/acme/evil"), None).json()["verdict"], "malicious");
-    assert_eq!(get(&server.url("/v1/repos/acme/evil?revision=feedface"), None).status, 404);
+    assert_eq!(
+        get(&server.url("/v1/repos/acme/evil"), None).json()["verdict"],
+        "malicious"
+    );
+    assert_eq!(
+        get(&server.url("/v1/repos/acme/evil?revision=feedface"), None).status,
+        404
+    );
     let recent = get(&server.url("/"), None).body;
-    assert_eq!(recent.matches("/scans/").count(), 1, "one job for four deliveries");
+    assert_eq!(
+        recent.matches("/scans/").count(),
+        1,
+        "one job for four deliveries"
+    );
 
     // Another repository with the same LFS files: judged by the listing's sha256, not a byte of
     // them is fetched.
     fake.clear_log();
-    let r = post_json(&url, &webhook_body("model", "other/copy", REV, "repo.content"), &auth);
+    let r = post_json(
+        &url,
+        &webhook_body("model", "other/copy", REV, "repo.content"),
+        &auth,
+    );
     assert_eq!(r.status, 202, "{}", r.body);
     let job2 = wait_done(&server.base, r.json()["id"].as_str().unwrap(), None);
     assert_eq!(job2["verdict"], "malicious");
     let cached = by_path(&job2, "pytorch_model.bin");
-    assert_eq!(cached["path"], format!("hf://other/copy@{REV}/pytorch_model.bin").as_str());
+    assert_eq!(
+        cached["path"],
+        format!("hf://other/copy@{REV}/pytorch_model.bin").as_str()
+    );
     assert_eq!(cached["bytes_read"], 0);
     assert_eq!(cached["findings"][0]["location"]["path"], cached["path"]);
     let log = fake.log();
-    assert!(log.iter().all(|l| !l.target.contains("resolve") && l.listener == "hub"), "{log:?}");
-    assert!(log.iter().any(|l| l.target.contains("/api/models/other/copy/tree/")));
+    assert!(
+        log.iter()
+            .all(|l| !l.target.contains("resolve") && l.listener == "hub"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.target.contains("/api/models/other/copy/tree/"))
+    );
 
     // Events that are not content updates are acknowledged and ignored; junk is a 400.
-    let r = post_json(&url, &webhook_body("model", "acme/evil", REV, "discussion"), &auth);
+    let r = post_json(
+        &url,
+        &webhook_body("model", "acme/evil", REV, "discussion"),
+        &auth,
+    );
     assert_eq!(r.status, 200);
     assert!(r.json()["ignored"].is_string());
     assert_eq!(post_json(&url, "{\"event\":", &auth).status, 400);
-    let r = post_json(&url, &webhook_body("model", "../../etc", REV, "repo.content"), &auth);
+    let r = post_json(
+        &url,
+        &webhook_body("model", "../../etc", REV, "repo.content"),
+        &auth,
+    );
     assert_eq!(r.status, 400);
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 << 10));
     assert_eq!(post_json(&url, &big, &auth).status, 413);
 
     // The same scan through the API: {"source": "hf://..."}.
-    let r = post_json(&server.url("/v1/scans"), &format!("{{\"source\":\"hf://acme/evil@{REV}\"}}"), &[]);
+    let r = post_json(
+        &server.url("/v1/scans"),
+        &format!("{{\"source\":\"hf://acme/evil@{REV}\"}}"),
+        &[],
+    );
     assert_eq!(r.status, 202, "{}", r.body);
     let job3 = wait_done(&server.base, r.json()["id"].as_str().unwrap(), None);
     assert_eq!(job3["verdict"], "malicious");
     assert_eq!(job3["report"]["files"].as_array().unwrap().len(), 3);
-    for bad in [r#"{"source":"file:///etc/passwd"}"#, r#"{"source":"/etc/passwd"}"#, r#"{"src":"x"}"#, "[]"] {
+    for bad in [
+        r#"{"source":"file:///etc/passwd"}"#,
+        r#"{"source":"/etc/passwd"}"#,
+        r#"{"src":"x"}"#,
+        "[]",
+    ] {
         let r = post_json(&server.url("/v1/scans"), bad, &[]);
         assert_eq!(r.status, 400, "{bad}: {}", r.body);
     }
@@ -266,7 +337,10 @@ fn limits_tokens_and_loopback() {
     );
     let bytes = std::fs::read(repo_root().join("demo/model.bin")).unwrap();
     assert_eq!(upload(&server.base, "m", &bytes, None).status, 401);
-    assert_eq!(upload(&server.base, "m", &bytes, Some("admin-token-012345678")).status, 401);
+    assert_eq!(
+        upload(&server.base, "m", &bytes, Some("admin-token-012345678")).status,
+        401
+    );
     assert_eq!(upload(&server.base, "m", &bytes, Some(ro)).status, 403);
     let r = upload(&server.base, "m", &bytes, Some(admin));
     assert_eq!(r.status, 202);
@@ -317,10 +391,20 @@ fn limits_tokens_and_loopback() {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none(), "partial uploads are removed");
+    assert!(
+        std::fs::read_dir(dir.path().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "partial uploads are removed"
+    );
     // JSON bodies and headers.
     let big = format!("{{\"source\":\"hf://a/b\",\"x\":\"{}\"}}", "x".repeat(70 << 10));
-    let r = post_json(&server.url("/v1/scans"), &big, &[("Authorization", &format!("Bearer {admin}"))]);
+    let r = post_json(
+        &server.url("/v1/scans"),
+        &big,
+        &[("Authorization", &format!("Bearer {admin}"))],
+    );
     assert_eq!(r.status, 413);
     let r = agent()
         .get(server.url("/healthz"))
@@ -373,11 +457,19 @@ fn back_pressure_graceful_shutdown_and_restart() {
     let full = upload(&server.base, "q3", &demo, None);
     assert_eq!(full.status, 429, "{}", full.body);
     assert!(full.retry_after.is_some_and(|s| s.parse::<u64>().is_ok()));
-    assert!(get(&server.url("/metrics"), None).body.contains("modelward_rejected_queue_full_total 1"));
+    assert!(
+        get(&server.url("/metrics"), None)
+            .body
+            .contains("modelward_rejected_queue_full_total 1")
+    );
 
     let t = std::time::Instant::now();
     let status = server.terminate();
-    assert!(status.success(), "{status:?}: {:?}", server.stderr.lock().unwrap());
+    assert!(
+        status.success(),
+        "{status:?}: {:?}",
+        server.stderr.lock().unwrap()
+    );
     assert!(t.elapsed().as_secs() < 15, "shutdown took {:?}", t.elapsed());
     drop(server);
 
@@ -389,5 +481,8 @@ fn back_pressure_graceful_shutdown_and_restart() {
         assert_eq!(job["status"], "done", "{job}");
     }
     let stuck_job = get(&server.url(&format!("/v1/scans/{stuck}")), None).json();
-    assert_eq!(stuck_job["attempts"], 1, "a released lease does not count as an attempt");
+    assert_eq!(
+        stuck_job["attempts"], 1,
+        "a released lease does not count as an attempt"
+    );
 }

@@ -89,6 +89,15 @@ pub enum Submitted {
     Full,
 }
 
+/// What [`JobQueue::expire`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Jobs queued again.
+    pub requeued: u64,
+    /// Jobs failed (out of attempts).
+    pub failed: Vec<String>,
+}
+
 /// A job leased to a worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
@@ -134,8 +143,7 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Gives a lease back unfinished (shutdown): queued again, the attempt not counted.
     fn release(&self, id: &str, owner: &str) -> Result<(), StoreError>;
     /// Leases past their time: queued again, or failed once `max_attempts` leases were taken.
-    /// Returns the ids that failed.
-    fn expire(&self, max_attempts: u32) -> Result<Vec<String>, StoreError>;
+    fn expire(&self, max_attempts: u32) -> Result<Expired, StoreError>;
     /// Jobs waiting and running.
     fn depth(&self) -> Result<QueueDepth, StoreError>;
 }
@@ -458,7 +466,7 @@ impl JobQueue for SqliteDb {
         Ok(())
     }
 
-    fn expire(&self, max_attempts: u32) -> Result<Vec<String>, StoreError> {
+    fn expire(&self, max_attempts: u32) -> Result<Expired, StoreError> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_ms();
@@ -472,13 +480,16 @@ impl JobQueue for SqliteDb {
             stmt.query_map(params![now, max_attempts], |r| r.get(0))?
                 .collect::<Result<_, _>>()?
         };
-        tx.execute(
+        let requeued = tx.execute(
             "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL
              WHERE status = 'running' AND lease_until < ?1",
             [now],
         )?;
         tx.commit()?;
-        Ok(failed)
+        Ok(Expired {
+            requeued: requeued as u64,
+            failed,
+        })
     }
 
     fn depth(&self) -> Result<QueueDepth, StoreError> {
@@ -493,5 +504,72 @@ impl JobQueue for SqliteDb {
             queued: queued as u64,
             running: running as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{FORMAT_VERSION, JobSource};
+
+    fn spec(id: &str, repo: Option<&str>) -> JobSpec {
+        JobSpec {
+            format: FORMAT_VERSION,
+            id: id.into(),
+            source: JobSource::Remote {
+                source: "hf://a/b".into(),
+            },
+            repo: repo.map(|r| RepoRevision {
+                kind: "model".into(),
+                name: "a/b".into(),
+                revision: r.into(),
+            }),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn leases_expire_retry_then_fail_and_results_land_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("db")).unwrap();
+        assert_eq!(
+            db.submit(&spec("j1", Some("abc1234")), 10).unwrap(),
+            Submitted::Queued
+        );
+        assert_eq!(
+            db.submit(&spec("j2", Some("abc1234")), 10).unwrap(),
+            Submitted::Duplicate("j1".into())
+        );
+        assert_eq!(db.submit(&spec("j3", None), 1).unwrap(), Submitted::Full);
+        for attempt in 1..=3 {
+            let l = db.lease("w", -1).unwrap().unwrap();
+            assert_eq!((l.spec.id.as_str(), l.attempt), ("j1", attempt));
+            let e = db.expire(3).unwrap();
+            if attempt < 3 {
+                assert_eq!((e.requeued, e.failed.len()), (1, 0));
+            } else {
+                assert_eq!(e.failed, ["j1"]);
+            }
+        }
+        let j = db.job("j1").unwrap().unwrap();
+        assert_eq!(j.status, JobStatus::Failed);
+        assert!(j.reason.unwrap().contains("3 attempts"));
+        // A stale worker cannot record a result; the current lease holder does, once.
+        db.submit(&spec("j4", None), 10).unwrap();
+        db.lease("old", -1).unwrap().unwrap();
+        db.expire(3).unwrap();
+        db.lease("new", 60_000).unwrap().unwrap();
+        let result = JobResult {
+            format: FORMAT_VERSION,
+            id: "j4".into(),
+            outcome: Outcome::Done {
+                verdict: "clean".into(),
+                report: serde_json::json!({"files": []}),
+            },
+        };
+        assert!(!db.complete(&result, "old", 1).unwrap());
+        assert!(db.complete(&result, "new", 1).unwrap());
+        assert!(!db.complete(&result, "new", 1).unwrap());
+        assert_eq!(db.job("j4").unwrap().unwrap().status, JobStatus::Done);
     }
 }

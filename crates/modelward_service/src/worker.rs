@@ -26,13 +26,11 @@ async fn reaper(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     loop {
         let queue = state.queue.clone();
         let max = state.config.max_attempts;
-        let before = queue.depth().map(|d| d.running).unwrap_or(0);
-        if let Ok(Ok(failed)) = tokio::task::spawn_blocking(move || queue.expire(max)).await {
-            for _ in &failed {
+        if let Ok(Ok(e)) = tokio::task::spawn_blocking(move || queue.expire(max)).await {
+            for _ in &e.failed {
                 state.metrics.job_done("failed", 0.0);
             }
-            let after = state.queue.depth().map(|d| d.running).unwrap_or(0);
-            let expired = before.saturating_sub(after);
+            let expired = e.requeued + e.failed.len() as u64;
             if expired > 0 {
                 state.metrics.retried(expired);
                 state.wake.notify_waiters();

@@ -77,7 +77,11 @@ pub fn zip_bomb(salt: usize) -> Vec<u8> {
 
 /// A member that claims 2^60 bytes (zip64), holding a few.
 pub fn zip_claims_2_pow_60(salt: usize) -> Vec<u8> {
-    deflate_zip(&[(format!("archive/data-{salt}.pkl"), b"\x80\x02}q\x00.".to_vec(), Some(1 << 60))])
+    deflate_zip(&[(
+        format!("archive/data-{salt}.pkl"),
+        b"\x80\x02}q\x00.".to_vec(),
+        Some(1 << 60),
+    )])
 }
 
 /// A safetensors header that says it is 2^60 bytes long.
@@ -107,5 +111,7 @@ pub fn truncated(bytes: &[u8]) -> Vec<u8> {
 
 /// Text that is no model.
 pub fn not_a_model(salt: usize) -> Vec<u8> {
-    format!("Dear diary, today I uploaded a spreadsheet ({salt}).\n").repeat(200).into_bytes()
+    format!("Dear diary, today I uploaded a spreadsheet ({salt}).\n")
+        .repeat(200)
+        .into_bytes()
 }

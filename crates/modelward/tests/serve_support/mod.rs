@@ -83,7 +83,10 @@ impl Server {
 
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
         self.child.wait().unwrap()
     }
 
@@ -136,7 +139,12 @@ impl Resp {
 fn finish(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
     let mut r = r.expect("HTTP request");
     let status = r.status().as_u16();
-    let h = |k: &str| r.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let h = |k: &str| {
+        r.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let retry_after = h("retry-after");
     let content_type = h("content-type").unwrap_or_default();
     let mut body = String::new();
@@ -197,7 +205,10 @@ pub fn wait_done(base: &str, id: &str, token: Option<&str>) -> serde_json::Value
         if v["status"] == "done" || v["status"] == "failed" {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(300), "job {id} never finished: {v}");
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "job {id} never finished: {v}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -214,6 +225,9 @@ pub fn cli_report(path: &Path) -> serde_json::Value {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 pub mod hostile;
