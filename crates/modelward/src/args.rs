@@ -33,6 +33,8 @@ pub enum Command {
     /// Verify an OpenSSF model-signing signature (key, certificate or Sigstore) and every file
     /// digest it lists against the folder. Offline.
     Verify(crate::commands::provenance::VerifyArgs),
+    /// Run the scan service: HTTP API, Hugging Face webhook, web page (docs/service.md).
+    Serve(crate::commands::serve::ServeArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         args::Command::Detonate(a) => commands::detonate::run(&a),
         args::Command::Manifest(a) => commands::provenance::manifest(&a),
         args::Command::Verify(a) => commands::provenance::verify(&a),
+        args::Command::Serve(a) => commands::serve::run(a),
         args::Command::Rules => commands::rules::list(),
         args::Command::Rule { code } => commands::rules::show(&code),
     };

@@ -148,6 +148,27 @@ impl Policy {
         Ok(p)
     }
 
+    /// A version of this policy for caches of verdicts: a hash (FNV-1a, 64 bits) of the built-in
+    /// catalog and globals lists as embedded and of the user configuration applied, so a catalog
+    /// edit or a different configuration gives another value. Stable across runs and builds of
+    /// the same sources; not a security hash.
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes.iter().chain(&[0xff]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        feed(catalog::RULES_TOML.as_bytes());
+        feed(globals::GLOBALS_TOML.as_bytes());
+        feed(format!("{:?}{:?}{:?}", self.select, self.ignore, self.overrides).as_bytes());
+        for a in &self.user_allows {
+            feed(format!("{a:?}").as_bytes());
+        }
+        format!("{h:016x}")
+    }
+
     /// The rule catalog.
     pub fn catalog(&self) -> &Catalog {
         &self.catalog

@@ -21,8 +21,12 @@ pub struct RepoFile {
     pub size: u64,
     /// Whether it is stored in LFS / Xet (its bytes come from a CDN).
     pub lfs: bool,
-    /// For an LFS file, the sha256 the listing gives (its LFS oid), lower-case hex.
+    /// For an LFS / Xet file, the sha256 the listing gives (its LFS oid), lower-case hex: a
+    /// content key known before any byte is read (checked against the bytes; the service's
+    /// verdict cache uses it).
     pub lfs_sha256: Option<String>,
+    /// The git object id the listing gives (`oid`; for LFS files, the pointer's).
+    pub oid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +38,8 @@ struct TreeEntry {
     size: u64,
     #[serde(default)]
     lfs: Option<LfsInfo>,
+    #[serde(default)]
+    oid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +166,9 @@ fn list_pages(client: &Client, first: &str, stats: &TransferStats) -> Result<Vec
                     .and_then(|l| l.oid.as_deref())
                     .filter(|o| o.len() == 64 && o.bytes().all(|b| b.is_ascii_hexdigit()))
                     .map(str::to_ascii_lowercase),
+                oid: e
+                    .oid
+                    .filter(|o| o.len() <= 64 && o.bytes().all(|b| b.is_ascii_hexdigit())),
                 path: e.path,
             }
         }));

@@ -182,7 +182,8 @@ pub fn scan_remote_with(
 }
 
 /// Scans one remote file (a URL whose length may be unknown), reporting it under `display`.
-/// `bytes_read` is the bytes transferred for it.
+/// `bytes_read` is the bytes transferred for it; `lfs_sha256`, the digest its listing gives
+/// ([`RepoFile::lfs_sha256`]), is checked against the bytes when the whole file is read.
 pub fn scan_url(
     scanner: &Scanner,
     client: &Client,
@@ -190,12 +191,13 @@ pub fn scan_url(
     display: &str,
     url: &str,
     len: Option<u64>,
+    lfs_sha256: Option<String>,
 ) -> FileReport {
     let job = Job {
         display: display.to_owned(),
         url: url.to_owned(),
         len,
-        lfs_sha256: None,
+        lfs_sha256,
     };
     scan_job(scanner, client, opts, &job, &Arc::new(TransferStats::default()))
 }

@@ -451,12 +451,11 @@ fn the_hubs_lfs_sha256_is_recorded_and_checked_when_a_file_is_read_whole() {
     let evil = support::read_fixture("demo/malicious_checkpoint.pt");
     let files = vec![
         // The listing's sha256 is the file's: recorded, checked, no finding.
-        TestFile::new("clean.pt", Content::bytes(clean.clone()), true).with_lfs_oid(&hex(&clean)),
+        TestFile::new("clean.pt", Content::bytes(clean.clone()), true).with_oid(&hex(&clean)),
         // The listing says one thing, the CDN serves another.
-        TestFile::new("swapped.pt", Content::bytes(evil.clone()), true).with_lfs_oid(&hex(&clean)),
+        TestFile::new("swapped.pt", Content::bytes(evil.clone()), true).with_oid(&hex(&clean)),
         // Large, read only in part: the Hub's sha256 is recorded, nothing is claimed of the bytes.
-        TestFile::new("model.safetensors", support::safetensors(1 << 20), true)
-            .with_lfs_oid(&"ab".repeat(32)),
+        TestFile::new("model.safetensors", support::safetensors(1 << 20), true).with_oid(&"ab".repeat(32)),
     ];
     let server = Server::builder()
         .repo(Repo::new("models", "acme/lfs", files))

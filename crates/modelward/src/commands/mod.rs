@@ -6,3 +6,4 @@ pub mod explain;
 pub mod provenance;
 pub mod rules;
 pub mod scan;
+pub mod serve;

@@ -94,8 +94,9 @@ pub struct TestFile {
     pub content: Arc<Content>,
     /// Served from the CDN through a 302, like LFS / Xet files.
     pub lfs: bool,
-    /// The LFS oid the listing gives (the Hub's sha256 of the file); a placeholder when unset.
-    pub lfs_oid: Option<String>,
+    /// The content's id in the listing: `lfs.oid` (the sha256) for LFS files, `oid` (the git
+    /// blob id) otherwise. Placeholders when not given.
+    pub oid: Option<String>,
 }
 
 impl TestFile {
@@ -104,13 +105,13 @@ impl TestFile {
             path: path.into(),
             content,
             lfs,
-            lfs_oid: None,
+            oid: None,
         }
     }
 
-    /// The listing gives `oid` as the file's LFS sha256.
-    pub fn with_lfs_oid(mut self, oid: &str) -> TestFile {
-        self.lfs_oid = Some(oid.into());
+    /// The listing gives `oid` as this file's content id (a real sha256 for LFS files).
+    pub fn with_oid(mut self, oid: &str) -> TestFile {
+        self.oid = Some(oid.into());
         self
     }
 }
@@ -640,9 +641,11 @@ fn listing(state: &State, req: &Req, rest: &str) -> Resp {
             continue;
         }
         let size = f.content.len();
-        let mut e = serde_json::json!({"type": "file", "oid": "0123", "size": size, "path": f.path});
+        let git_oid = f.oid.as_deref().filter(|_| !f.lfs).unwrap_or("0123");
+        let mut e = serde_json::json!({"type": "file", "oid": git_oid, "size": size, "path": f.path});
         if f.lfs {
-            e["lfs"] = serde_json::json!({"oid": f.lfs_oid.as_deref().unwrap_or("abcd"), "size": size, "pointerSize": 134});
+            let lfs_oid = f.oid.as_deref().unwrap_or("abcd");
+            e["lfs"] = serde_json::json!({"oid": lfs_oid, "size": size, "pointerSize": 134});
         }
         entries.push(e);
     }

@@ -1,0 +1,81 @@
+//! `modelward serve`: the scan service (crate `modelward_service`; docs/service.md).
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// `modelward serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0: any free port, printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder for the database (modelward.sqlite3) and uploads.
+    #[arg(long, default_value = "modelward-data")]
+    pub data: PathBuf,
+    /// API tokens, comma-separated `ro:TOKEN` / `admin:TOKEN` (16 characters at least). With
+    /// none, the service is open and listens only on loopback.
+    #[arg(
+        long,
+        env = "MODELWARD_API_TOKENS",
+        hide_env_values = true,
+        value_name = "LIST"
+    )]
+    pub api_tokens: Option<String>,
+    /// The Hugging Face webhook's secret (sent by the Hub in X-Webhook-Secret).
+    #[arg(
+        long,
+        env = "MODELWARD_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+    /// Scans running at once [default: number of CPUs].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Jobs waiting at most; beyond, submissions get 429 with Retry-After.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_queue: u64,
+    /// Largest upload in bytes; beyond, 413.
+    #[arg(long, default_value_t = 8 << 30)]
+    pub max_upload: u64,
+    /// Seconds a job's lease lasts (renewed while its scan runs); a crashed scan is retried
+    /// after it expires.
+    #[arg(long, default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Leases a job may take before it is failed with the reason.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// On SIGTERM, seconds running scans get to finish before their leases are released.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// Runs the service until SIGTERM / Ctrl-C.
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let mut cfg = modelward_service::ServiceConfig::new(args.listen, args.data);
+    if let Some(t) = args.api_tokens.as_deref() {
+        cfg.tokens = modelward_service::auth::Tokens::parse(t)?;
+    }
+    cfg.webhook_secret = args.webhook_secret.filter(|s| !s.is_empty());
+    if let Some(w) = args.workers {
+        cfg.workers = w.max(1);
+    }
+    cfg.max_queue = args.max_queue.max(1);
+    cfg.max_upload = args.max_upload;
+    cfg.lease = Duration::from_secs(args.lease_secs.max(1));
+    cfg.max_attempts = args.max_attempts.max(1);
+    cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(64)
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(modelward_service::serve(cfg));
+    // A scan past the grace period is abandoned (its lease was released), not waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
