@@ -47,6 +47,18 @@ fn read_target(target: &str) -> Result<Vec<u8>> {
 
 /// Runs the command.
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    explain_to(&args.target, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the explanation of `target` (`FILE` or `FILE!member`) to `out`: what the command
+/// prints, for the Python API's `modelward.explain`.
+pub fn explain_to(target: &str, out: &mut dyn Write) -> Result<()> {
+    let args = ExplainArgs {
+        target: target.to_owned(),
+    };
     let data = read_target(&args.target)?;
     let start = match sniff(&data) {
         Format::Pickle => 0,
@@ -68,7 +80,6 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
     };
     let pickle = &data[start.min(data.len())..];
     let policy = Policy::builtin();
-    let mut out = BufWriter::new(std::io::stdout().lock());
     writeln!(
         out,
         "# Disassembly of {} (offsets relative to the pickle{})",
@@ -136,6 +147,5 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             "\n# {n} bytes after the last pickle (from byte {at}) are not a pickle"
         )?;
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
