@@ -41,7 +41,7 @@ def _input(target: Target, name: Optional[str]) -> Union[str, Tuple[str, bytes]]
     if isinstance(target, (bytes, bytearray, memoryview)):
         return (name or "<bytes>", bytes(target))
     if isinstance(target, (str, os.PathLike)):
-        return os.fspath(target)  # type: ignore[return-value]
+        return os.fspath(target)
     raise TypeError(
         f"modelward.scan takes a path, a URL or bytes, not {type(target).__name__}; "
         "read a file object first (modelward.pickle.load and the other guards do)"
