@@ -84,9 +84,8 @@ fn scan_input(scanner: &Scanner, input: &Input<'_>, remote: &RemoteOptions) -> S
             (files, 0, 0)
         }
         Input::Remote(source) => {
-            let scanned = RemoteTarget::parse(source).and_then(|t| {
-                modelward_remote::scan_remote_with(scanner, &t, remote, &|_| {})
-            });
+            let scanned = RemoteTarget::parse(source)
+                .and_then(|t| modelward_remote::scan_remote_with(scanner, &t, remote, &|_| {}));
             match scanned {
                 Ok(r) => (r.files, r.transferred, r.requests),
                 Err(e) => (
@@ -300,9 +299,7 @@ fn tensors_only(py: Python<'_>, path: PathBuf) -> bool {
 fn main(py: Python<'_>, argv: Vec<OsString>) -> u8 {
     let code = py.detach(|| modelward::run_cli(argv));
     // `ExitCode` has no stable accessor for its value; it compares by value.
-    (0..=u8::MAX)
-        .find(|&n| ExitCode::from(n) == code)
-        .unwrap_or(2)
+    (0..=u8::MAX).find(|&n| ExitCode::from(n) == code).unwrap_or(2)
 }
 
 #[pymodule]
