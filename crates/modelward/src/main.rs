@@ -1,41 +1,6 @@
-//! The `modelward` command. Thin: arguments, configuration, exit codes; the work is in the
-//! library crates.
+//! The `modelward` command; the entry point is [`modelward::run_cli`] (shared with the wheel).
 #![forbid(unsafe_code)]
 
-mod args;
-mod commands;
-
-use clap::Parser;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    let cli = args::Cli::parse();
-    let result = match cli.command {
-        args::Command::Scan(a) => commands::scan::run(a),
-        args::Command::Explain(a) => commands::explain::run(&a),
-        args::Command::Convert(a) => commands::convert_cmd::run(&a),
-        args::Command::Detonate(a) => commands::detonate::run(&a),
-        args::Command::Manifest(a) => commands::provenance::manifest(&a),
-        args::Command::Verify(a) => commands::provenance::verify(&a),
-        args::Command::Serve(a) => commands::serve::run(a),
-        args::Command::Rules => commands::rules::list(),
-        args::Command::Rule { code } => commands::rules::show(&code),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            // A closed pipe (`modelward scan | head`) is not a failure.
-            if err.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("modelward failed: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  cause: {cause}");
-            }
-            ExitCode::from(2)
-        }
-    }
+fn main() -> std::process::ExitCode {
+    modelward::run_cli(std::env::args_os())
 }

@@ -33,9 +33,18 @@ fn default_choice(streams: &[PickleStream]) -> Option<usize> {
 /// Runs the command. The pickles are found, and judged, by the scanner: what is explained
 /// here is what `scan` reported.
 pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
-    let (file, member) = match args.target.split_once('!') {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    explain_to(&args.target, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the explanation of `target` (`FILE` or `FILE!member`) to `out`: what the command
+/// prints, for the Python API's `modelward.explain` too.
+pub fn explain_to(target: &str, out: &mut dyn Write) -> Result<()> {
+    let (file, member) = match target.split_once('!') {
         Some((f, m)) => (f, Some(m)),
-        None => (args.target.as_str(), None),
+        None => (target, None),
     };
     let scanner = Scanner::new(Policy::builtin(), ScanLimits::default());
     let (report, streams) = scanner.find_pickles(Input::Path {
@@ -61,11 +70,10 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
             Some(i) => vec![&streams[i]],
             None if streams.is_empty() => {
                 if report.format == "npy" {
-                    bail!("{} is a numeric .npy array: it holds no pickle", args.target);
+                    bail!("{target} is a numeric .npy array: it holds no pickle");
                 }
                 bail!(
-                    "{} is {} content and holds no pickle; `modelward scan` judges it",
-                    args.target,
+                    "{target} is {} content and holds no pickle; `modelward scan` judges it",
                     report.format
                 );
             }
@@ -73,7 +81,6 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         },
     };
     let policy = scanner.policy();
-    let mut out = BufWriter::new(std::io::stdout().lock());
     if chosen.len() > 1 {
         writeln!(
             out,
@@ -89,15 +96,14 @@ pub fn run(args: &ExplainArgs) -> Result<ExitCode> {
         if i > 0 {
             writeln!(out)?;
         }
-        explain(&mut out, policy, &stream.name(file), stream)?;
+        explain(out, policy, &stream.name(file), stream)?;
     }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The disassembly and pseudo-Python of one stream, each pickle followed by the findings the
 /// scan reported inside it.
-fn explain(out: &mut impl Write, policy: &Policy, label: &str, stream: &PickleStream) -> Result<()> {
+fn explain(out: &mut dyn Write, policy: &Policy, label: &str, stream: &PickleStream) -> Result<()> {
     let start = stream.start;
     let pickle = &stream.data[..];
     writeln!(

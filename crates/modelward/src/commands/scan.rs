@@ -32,7 +32,8 @@ fn load_config(args: &ScanArgs, paths: &[PathBuf]) -> Result<Option<Config>> {
     Ok(Config::discover(&start)?)
 }
 
-fn limits_from(cfg: Option<&Config>) -> ScanLimits {
+/// The scan budgets of a configuration's `[limits]` (the defaults for what it leaves out).
+pub fn limits_from(cfg: Option<&Config>) -> ScanLimits {
     let mut l = ScanLimits::default();
     if let Some(c) = cfg {
         let c = &c.limits;
