@@ -29,6 +29,7 @@ pub mod safetensors;
 pub mod skops;
 pub mod sniff;
 pub mod template;
+pub mod tensors;
 pub mod torch;
 pub mod zip;
 
