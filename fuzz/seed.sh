@@ -19,7 +19,7 @@ repo="$(cd "$here/.." && pwd)"
 corpus="$here/corpus"
 targets=(pickle_decode pickle_machine pickle_sniff zip_list npy_header pylit scan_bytes
          gguf_header safetensors_header chat_template hf_text onnx_model tf_graph keras_model
-         marshal_code archive_list provenance_bundle service_requests)
+         marshal_code archive_list provenance_bundle service_requests tensor_deep)
 
 sources=("$repo/tests/fixtures" "$repo/demo")
 shared="$repo/../shared/corpus/picklescan/tests"

@@ -143,6 +143,11 @@ pub struct ScanArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Also read tensor data, sampled under a budget (256 MiB per file, 4 MiB per tensor), for
+    /// payloads hidden in weights: embedded executables and archives, low-bit steganography,
+    /// crafted values (TEN2xx; docs/anomaly.md). Remote files fetch only the sampled ranges.
+    #[arg(long)]
+    pub deep: bool,
     /// Also load files in the sandbox (docs/sandbox.md): those whose static verdict is
     /// suspicious or worse, or every file. Only adds findings; never lowers a verdict.
     #[arg(long, value_enum)]

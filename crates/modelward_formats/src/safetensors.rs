@@ -34,6 +34,24 @@ pub struct SafetensorsReport {
     pub tensors: usize,
     /// The header length N as written (0 when the file is shorter than 8 bytes).
     pub header_len: u64,
+    /// Where each well-formed tensor entry's bytes lie (file offsets, clipped to the file),
+    /// for `scan --deep`.
+    pub spans: Vec<TensorSpan>,
+    /// Byte ranges of the data area no tensor covers (gaps, trailing bytes; file offsets).
+    pub uncovered: Vec<(u64, u64)>,
+}
+
+/// One tensor's bytes in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpan {
+    /// The tensor's name (the header key).
+    pub name: String,
+    /// Its dtype as written (`F32`, `BF16`, ...).
+    pub dtype: String,
+    /// First byte (file offset).
+    pub begin: u64,
+    /// One past the last byte (file offset).
+    pub end: u64,
 }
 
 /// Whether the first bytes look like a safetensors file of `len` bytes: a header length N with
@@ -324,8 +342,15 @@ fn check_header(header: &[u8], data_len: u64, out: &mut Facts, report: &mut Safe
         }
         // Out-of-bounds ranges still cover what they reach of the data area.
         ranges.push((begin.min(data_len), end.min(data_len), m.key.to_string()));
+        let data_start = 8 + text.len() as u64;
+        report.spans.push(TensorSpan {
+            name: m.key.to_string(),
+            dtype: dtype.to_owned(),
+            begin: data_start + begin.min(data_len),
+            end: data_start + end.min(data_len),
+        });
     }
-    check_layout(ranges, data_len, 8 + text.len() as u64, out);
+    report.uncovered = check_layout(ranges, data_len, 8 + text.len() as u64, out);
 }
 
 /// `__metadata__` must be an object whose values are strings (or `null`, which the loader
@@ -369,8 +394,15 @@ fn check_metadata(value: &Node<'_>, at: u64, out: &mut Facts, raw: &dyn Fn(&Node
     }
 }
 
-/// Overlaps and uncovered bytes among the tensors' byte ranges within the data area.
-fn check_layout(mut ranges: Vec<(u64, u64, String)>, data_len: u64, data_start: u64, out: &mut Facts) {
+/// Overlaps and uncovered bytes among the tensors' byte ranges within the data area; returns
+/// the uncovered ranges (file offsets).
+fn check_layout(
+    mut ranges: Vec<(u64, u64, String)>,
+    data_len: u64,
+    data_start: u64,
+    out: &mut Facts,
+) -> Vec<(u64, u64)> {
+    let mut uncovered = Vec::new();
     ranges.sort_by_key(|r| (r.0, r.1));
     let mut covered = 0u64; // everything below this is covered by some tensor
     let mut last: Option<&(u64, u64, String)> = None;
@@ -402,6 +434,7 @@ fn check_layout(mut ranges: Vec<(u64, u64, String)>, data_len: u64, data_start: 
                 );
             }
         } else if *begin > covered {
+            uncovered.push((data_start + covered, data_start + begin));
             out.push(
                 Fact::new(
                     "SFT110",
@@ -421,6 +454,7 @@ fn check_layout(mut ranges: Vec<(u64, u64, String)>, data_len: u64, data_start: 
         }
     }
     if covered < data_len {
+        uncovered.push((data_start + covered, data_start + data_len));
         out.push(
             Fact::new(
                 "SFT110",
@@ -433,6 +467,7 @@ fn check_layout(mut ranges: Vec<(u64, u64, String)>, data_len: u64, data_start: 
             .evidence(format!("data bytes [{covered}, {data_len}) are not covered")),
         );
     }
+    uncovered
 }
 
 /// Facts, capped per rule by the one collector.

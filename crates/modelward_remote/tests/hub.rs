@@ -484,3 +484,73 @@ fn the_hubs_lfs_sha256_is_recorded_and_checked_when_a_file_is_read_whole() {
     assert_eq!(big.sha256, None, "read {} of {} bytes", big.bytes_read, big.size);
     assert!(big.findings.iter().all(|f| f.rule != "PRV004"));
 }
+
+#[test]
+fn a_deep_scan_of_a_remote_file_fetches_only_the_sampled_ranges() {
+    // 64 MiB of float32 whose first bytes are an ELF header (the EvilModel layout).
+    let floats: u64 = 16 << 20;
+    let bytes = floats * 4;
+    let mut header =
+        format!(r#"{{"weight":{{"dtype":"F32","shape":[{floats}],"data_offsets":[0,{bytes}]}}}}"#)
+            .into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut head = (header.len() as u64).to_le_bytes().to_vec();
+    head.extend_from_slice(&header);
+    let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0\x01\0\0\0".to_vec();
+    let content = support::Content::virtual_file(vec![
+        support::Segment::Bytes(head),
+        support::Segment::Bytes(elf.clone()),
+        support::Segment::Zeros(bytes - elf.len() as u64),
+    ]);
+    let server = Server::builder()
+        .repo(Repo::new(
+            "models",
+            "acme/evil",
+            vec![TestFile::new("model.safetensors", content, true)],
+        ))
+        .start();
+    let deep = Scanner::new(
+        Policy::builtin(),
+        ScanLimits {
+            deep: Some(modelward_formats::tensors::deep::DeepLimits::default()),
+            ..ScanLimits::default()
+        },
+    );
+    let scan = scan_remote_with(
+        &deep,
+        &target(&server, "hf://acme/evil"),
+        &server.options(),
+        &|_| {},
+    )
+    .unwrap();
+    let f = by_path(&scan.files, "model.safetensors");
+    assert!(
+        f.findings
+            .iter()
+            .any(|x| x.rule == "TEN201" && x.message.contains("ELF")),
+        "{:?}",
+        f.findings
+    );
+    // Four 1 MiB slices of the one 64 MiB tensor, and the header: never the whole file.
+    eprintln!("deep: {} bytes transferred of {}", f.bytes_read, f.size);
+    assert!(
+        f.bytes_read < 8 << 20,
+        "{} bytes transferred of {}",
+        f.bytes_read,
+        f.size
+    );
+    assert!(f.bytes_read >= 4 << 20, "{}", f.bytes_read);
+    // Without --deep the tensor is not fetched at all.
+    let shallow = scan_remote_with(
+        &scanner(),
+        &target(&server, "hf://acme/evil"),
+        &server.options(),
+        &|_| {},
+    )
+    .unwrap();
+    let s = by_path(&shallow.files, "model.safetensors");
+    assert_eq!(s.verdict, Verdict::Clean, "{:?}", s.findings);
+    assert!(s.bytes_read < 1 << 20, "{}", s.bytes_read);
+}

@@ -1,6 +1,7 @@
 //! Every budget of a scan, in one place. Crossing one yields a finding (the file is never
 //! declared clean because of it) and the scan goes on with the next member or file.
 
+use modelward_formats::tensors::deep::DeepLimits;
 use modelward_pickle::Limits as PickleLimits;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct ScanLimits {
     /// Findings of one rule listed per file; the rest are counted in one more finding of that
     /// rule (a crafted archive of overlapping members gave 25,000 findings from 135 KB).
     pub max_findings_per_rule: usize,
+    /// `scan --deep`: tensor data is sampled under these budgets (none: tensor data is never
+    /// read, only headers and layouts).
+    pub deep: Option<DeepLimits>,
 }
 
 impl Default for ScanLimits {
@@ -49,6 +53,7 @@ impl Default for ScanLimits {
             storage_head: 64,
             max_code_file: 4 << 20,
             max_findings_per_rule: 100,
+            deep: None,
         }
     }
 }

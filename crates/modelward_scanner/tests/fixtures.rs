@@ -71,8 +71,20 @@ fn a_large_torch_zip_checkpoint_is_read_without_its_tensor_data() {
         .find(|e| e.name.ends_with("data.pkl"))
         .expect("data.pkl");
     let start = pkl.data_offset.expect("data") as usize;
-    let data_pkl = pickle[start..start + pkl.compressed_size as usize].to_vec();
+    let mut data_pkl = pickle[start..start + pkl.compressed_size as usize].to_vec();
     let tensor = vec![0u8; 48 << 20];
+    // Storage 0 becomes 48 MiB of float32: its element count, BININT1 6, a BININT of 12 Mi (a
+    // size that disagrees with the storage is TEN102).
+    let numel = b"cpuq\x06K\x06t";
+    let at = data_pkl
+        .windows(numel.len())
+        .position(|w| w == numel)
+        .expect("storage 0's numel")
+        + 5;
+    let big: Vec<u8> = std::iter::once(b'J')
+        .chain(((48u32 << 20) / 4).to_le_bytes())
+        .collect();
+    data_pkl.splice(at..at + 2, big);
     let zip = common::zip(&[
         common::Member::stored("archive/data.pkl", &data_pkl),
         common::Member::stored("archive/data/0", &tensor),

@@ -113,7 +113,11 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             .build_global()
             .ok();
     }
-    let scanner = Scanner::new(policy, limits_from(config.as_ref()));
+    let mut limits = limits_from(config.as_ref());
+    if args.deep {
+        limits.deep = Some(modelward_formats::tensors::deep::DeepLimits::default());
+    }
+    let scanner = Scanner::new(policy, limits);
     let started = std::time::Instant::now();
     let (mut targets, walk_errors) = modelward_scanner::walk::expand(&paths);
     // A path that does not exist (or cannot be walked) is an error of the command, not a file.

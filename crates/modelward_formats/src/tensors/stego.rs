@@ -46,7 +46,18 @@ pub struct Stego {
     pub bytes: usize,
     /// The first assembled bytes (what a payload would start with), in hex.
     pub preview: String,
+    /// What the assembled stream recognisably holds: a file signature
+    /// ([`super::signatures`]) or `text` (at least [`TEXT_SHARE`] printable). `None`: only
+    /// structured (weights once stored in lower precision look like this too).
+    pub payload: Option<&'static str>,
+    /// Bits were assembled most-significant first (`numpy.unpackbits` order) rather than
+    /// least-significant first.
+    pub msb_first: bool,
 }
+
+/// Share of printable ASCII from which an assembled stream is called text (random bytes give
+/// 0.37; structured residue of real weights far less).
+pub const TEXT_SHARE: f64 = 0.8;
 
 /// Whether the low-`k`-bit stream of the elements of `data` (little-endian `dtype`) looks like
 /// an embedded payload; `None` when the data is too short to tell or the streams look natural.
@@ -70,44 +81,64 @@ pub fn test(data: &[u8], dtype: Float) -> Option<Stego> {
             continue;
         }
         let per_byte = (8 / k) as usize;
+        // Embedders differ in bit order; both are tried (one order only for whole bytes).
+        let orders: &[bool] = if k == 8 { &[false] } else { &[false, true] };
         for align in 0..per_byte.min(all.len()) {
-            let bytes = assemble(&all[align..], k, above);
-            if bytes.len() < MIN_BYTES {
-                continue;
-            }
-            let (entropy, chi2, printable) = stats(&bytes);
-            if entropy < MAX_ENTROPY
-                && entropy > MIN_ENTROPY
-                && worst.as_ref().is_none_or(|w| entropy < w.entropy)
-            {
-                worst = Some(Stego {
-                    bits: k,
-                    entropy,
-                    chi2,
-                    printable,
-                    bytes: bytes.len(),
-                    preview: super::signatures::preview(&bytes, 0),
-                });
+            for &msb_first in orders {
+                let bytes = assemble(&all[align..], k, above, msb_first);
+                if bytes.len() < MIN_BYTES {
+                    continue;
+                }
+                let (entropy, chi2, printable) = stats(&bytes);
+                if !(MIN_ENTROPY..MAX_ENTROPY).contains(&entropy) {
+                    continue;
+                }
+                let payload = super::signatures::scan(&bytes, 1)
+                    .first()
+                    .map(|h| h.kind)
+                    .or((printable >= TEXT_SHARE).then_some("text"));
+                // A recognisable payload outranks mere structure; then the lowest entropy.
+                let better = worst
+                    .as_ref()
+                    .is_none_or(|w| (payload.is_some(), -entropy) > (w.payload.is_some(), -w.entropy));
+                if better {
+                    worst = Some(Stego {
+                        bits: k,
+                        entropy,
+                        chi2,
+                        printable,
+                        bytes: bytes.len(),
+                        preview: super::signatures::preview(&bytes, 0),
+                        payload,
+                        msb_first,
+                    });
+                }
             }
         }
     }
     worst
 }
 
-/// Low `k` bits of each element, first element in the lowest bits of a byte. A group of
-/// elements with an exact value among them (`above` bits all zero) is skipped whole, so the
-/// alignment of the stream is kept.
-fn assemble(elements: &[u64], k: u32, above: u64) -> Vec<u8> {
+/// Low `k` bits of each element into bytes: least-significant first (the first element in the
+/// lowest bits of a byte, each element's bits in place), or most-significant first (the first
+/// payload bit in a byte's top bit and in each element's highest tested bit, as
+/// `numpy.unpackbits` lays a payload out). A group of elements with an exact value among them
+/// (`above` bits all zero) is skipped whole, so the alignment of the stream is kept.
+fn assemble(elements: &[u64], k: u32, above: u64, msb_first: bool) -> Vec<u8> {
     let per_byte = (8 / k) as usize;
     let mask = (1u64 << k) - 1;
     elements
         .chunks_exact(per_byte)
         .filter(|group| group.iter().all(|e| e & above != 0))
         .map(|group| {
-            group
-                .iter()
-                .enumerate()
-                .fold(0u8, |b, (i, e)| b | (((e & mask) as u8) << (i as u32 * k)))
+            group.iter().enumerate().fold(0u8, |b, (i, e)| {
+                let field = (e & mask) as u8;
+                if msb_first {
+                    b | (field << (8 - (i as u32 + 1) * k))
+                } else {
+                    b | (field << (i as u32 * k))
+                }
+            })
         })
         .collect()
 }

@@ -83,7 +83,7 @@ mod tests {
         data[400..404].copy_from_slice(&0x7fc0_0000u32.to_le_bytes()); // canonical
         data[800..804].copy_from_slice(&0x7f80_0000u32.to_le_bytes()); // +inf
         for (i, chunk) in data[1200..1200 + 40].chunks_exact_mut(4).enumerate() {
-            chunk.copy_from_slice(&(0x7f80_0000u32 | 0x4141 + i as u32).to_le_bytes());
+            chunk.copy_from_slice(&(0x7f80_0000u32 | (0x4141 + i as u32)).to_le_bytes());
         }
         for chunk in data[8000..8000 + 4 * 5000].chunks_exact_mut(4) {
             chunk.copy_from_slice(&0.5f32.to_le_bytes());

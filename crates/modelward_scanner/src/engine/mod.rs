@@ -11,6 +11,7 @@
 
 mod archive;
 mod compressed;
+mod deep;
 mod keras;
 mod npy;
 mod onnx;
@@ -109,6 +110,12 @@ pub(crate) struct Engine<'a> {
     found: Option<Vec<Found>>,
     deadline: Instant,
     timed_out: bool,
+    /// Tensor bytes read by `--deep` in this file (against `DeepLimits::per_file`).
+    deep_spent: u64,
+    /// Whether the deep budget ran out (said once).
+    deep_exhausted: bool,
+    /// The storages each PyTorch pickle references, by the pickle's location (`a!b!data.pkl`).
+    storage_refs: HashMap<String, deep::PickleStorages>,
 }
 
 fn read_head(r: &mut dyn Read, n: usize) -> io::Result<Vec<u8>> {
@@ -134,6 +141,9 @@ impl<'a> Engine<'a> {
             found: None,
             deadline: Instant::now() + limits.max_time,
             timed_out: false,
+            deep_spent: 0,
+            deep_exhausted: false,
+            storage_refs: HashMap::new(),
         }
     }
 

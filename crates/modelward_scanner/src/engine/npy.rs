@@ -3,6 +3,8 @@
 use super::{Engine, Hint, read_at, read_head};
 use modelward_diagnostics::{Fact, Location};
 use modelward_formats::io::ReadSeek;
+use modelward_formats::tensors::Float;
+use modelward_formats::tensors::deep::Region;
 use modelward_formats::{Format, npy};
 use modelward_pickle::{ReadSource, SeekSource};
 use std::io::{Cursor, Read, SeekFrom};
@@ -50,6 +52,25 @@ pub(super) fn seekable(
         let expected = n
             .checked_mul(u128::from(size))
             .map(|b| b + u128::from(h.data_offset));
+        if cx.limits().deep.is_some() {
+            let data_end = expected.map_or(len, |e| u64::try_from(e).unwrap_or(u64::MAX).min(len));
+            let begin = h.data_offset.min(len);
+            let mut regions = vec![Region {
+                name: "<array data>",
+                dtype: Float::from_numpy(&h.descr),
+                begin,
+                end: data_end.max(begin),
+            }];
+            if data_end < len {
+                regions.push(Region {
+                    name: "<bytes after the array>",
+                    dtype: None,
+                    begin: data_end.max(begin),
+                    end: len,
+                });
+            }
+            super::deep::sample(cx, r, &regions, loc);
+        }
         if expected != Some(u128::from(len)) {
             cx.fact(
                 Fact::new(

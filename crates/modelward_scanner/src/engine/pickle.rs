@@ -93,6 +93,9 @@ pub(super) fn scan<S: Source>(
     let ctx = PickleContext {
         torch: hint.torch || legacy != Legacy::No,
     };
+    if ctx.torch {
+        super::deep::record_storages(cx, loc, &traces);
+    }
     let mark = cx.mark();
     if legacy == Legacy::BadMagic {
         cx.fact(

@@ -4,11 +4,32 @@
 use super::Engine;
 use modelward_diagnostics::Location;
 use modelward_formats::io::ReadSeek;
+use modelward_formats::tensors::Float;
+use modelward_formats::tensors::deep::Region;
 use modelward_formats::{Format, gguf, safetensors, template};
 
 pub(super) fn safetensors(cx: &mut Engine<'_>, r: &mut dyn ReadSeek, len: u64, loc: &Location) -> Format {
     let report = safetensors::check_capped(r, len, cx.cap());
     cx.facts(report.facts, loc);
+    if cx.limits().deep.is_some() {
+        let mut regions: Vec<Region<'_>> = report
+            .spans
+            .iter()
+            .map(|t| Region {
+                name: &t.name,
+                dtype: Float::from_safetensors(&t.dtype),
+                begin: t.begin,
+                end: t.end,
+            })
+            .collect();
+        regions.extend(report.uncovered.iter().map(|&(begin, end)| Region {
+            name: "<bytes no tensor covers>",
+            dtype: None,
+            begin,
+            end,
+        }));
+        super::deep::sample(cx, r, &regions, loc);
+    }
     Format::Safetensors
 }
 

@@ -217,6 +217,9 @@ pub(super) fn scan(
             }
         }
     }
+    if layout.is_torch() {
+        super::deep::torch_storages(cx, r, loc, &layout, &listing.entries);
+    }
     if !code_files.is_empty() {
         let shown: Vec<&str> = code_files.iter().take(5).map(String::as_str).collect();
         let more = if code_files.len() > 5 {
