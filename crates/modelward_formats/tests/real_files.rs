@@ -10,28 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[path = "../../../tests/support/real_sets.rs"]
+mod real_sets;
+
 fn real_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MODELWARD_REAL")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(cache.join("modelward/real"))
-        })?;
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("MODELWARD_REQUIRE_REAL").is_none(),
-        "MODELWARD_REQUIRE_REAL is set but {} is missing",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: {} is missing; run `bash ../shared/real/fetch_real.sh`",
-        dir.display()
-    );
-    None
+    real_sets::shared()
 }
 
 fn fixtures() -> PathBuf {

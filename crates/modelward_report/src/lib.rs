@@ -12,6 +12,7 @@ pub mod github;
 pub mod json;
 pub mod sarif;
 pub mod text;
+pub mod time;
 
 /// Human-readable byte counts: `1.2 MB`.
 pub fn human_bytes(n: u64) -> String {

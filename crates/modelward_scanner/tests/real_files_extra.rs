@@ -19,28 +19,11 @@ use std::path::PathBuf;
 /// At most this share of the set may be suspicious (issue 14: one file in fifty).
 const MAX_SUSPICIOUS_PERCENT: f64 = 2.0;
 
+#[path = "../../../tests/support/real_sets.rs"]
+mod real_sets;
+
 fn extra_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("MODELWARD_REAL_EXTRA")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(cache.join("modelward/real-extra"))
-        })?;
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("MODELWARD_REQUIRE_REAL").map_or(true, |v| v != "1"),
-        "MODELWARD_REQUIRE_REAL=1 but {} is missing (run `bash tests/real/fetch_real_extra.sh`)",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: {} is missing; run `bash tests/real/fetch_real_extra.sh` to test on the extra real files",
-        dir.display()
-    );
-    None
+    real_sets::extra()
 }
 
 /// The manifest's file entries: (path under the set's root, size, coarse format label).

@@ -154,32 +154,14 @@ fn the_deep_budget_bounds_what_is_read_and_says_so() {
     assert_eq!(r.verdict, Verdict::Clean);
 }
 
-/// A real-file set's folder: `$VAR`, else `~/.cache/modelward/NAME`; `None` (skipped, with a
-/// message) when absent, a failure when `MODELWARD_REQUIRE_REAL=1` (set by `.ci/run`).
-fn real_dir(var: &str, name: &str) -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os(var).map(std::path::PathBuf::from).or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-        Some(cache.join("modelward").join(name))
-    })?;
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("MODELWARD_REQUIRE_REAL").map_or(true, |v| v != "1"),
-        "MODELWARD_REQUIRE_REAL=1 but {} is missing",
-        dir.display()
-    );
-    eprintln!("skipped: {} is missing", dir.display());
-    None
-}
+#[path = "../../../tests/support/real_sets.rs"]
+mod real_sets;
 
 #[test]
 fn deep_reports_nothing_above_low_on_the_real_files() {
-    let dirs: Vec<_> = [("MODELWARD_REAL", "real"), ("MODELWARD_REAL_EXTRA", "real-extra")]
+    let dirs: Vec<_> = [real_sets::shared(), real_sets::extra()]
         .into_iter()
-        .filter_map(|(var, name)| real_dir(var, name))
+        .flatten()
         .collect();
     if dirs.is_empty() {
         return;

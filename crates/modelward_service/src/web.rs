@@ -301,36 +301,11 @@ fn location(l: &Value) -> Markup {
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time (seconds), UTC.
 fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    modelward_report::time::utc(secs)
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        // Checked with Python: datetime.fromtimestamp(t, timezone.utc).
-        assert_eq!(super::utc(1_796_300_000), "2026-12-03 12:13:20");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
-    }
-
     #[test]
     fn hostile_names_are_escaped() {
         let f = serde_json::json!({"path": "<script>alert(1)</script>", "verdict": "x\" onload=\"y", "findings": [
