@@ -848,6 +848,21 @@ pub fn build_zip(members: Vec<(String, Member)>) -> Arc<Content> {
 
 /// `tests/fixtures/torch/state_dict_zip.pt` re-packed under `archive/`, with `archive/data/0`
 /// replaced by `data0` (zeros of that size when `Some`, the original bytes otherwise).
+/// state_dict_zip.pt's `data.pkl` with storage 0's element count set to `numel`.
+fn with_numel0(pickle: &[u8], numel: u64) -> Vec<u8> {
+    let at = pickle
+        .windows(8)
+        .position(|w| w == b"cpuq\x06K\x06t")
+        .expect("storage 0's numel in state_dict_zip.pt")
+        + 5;
+    let numel = u32::try_from(numel).expect("numel fits a BININT");
+    let mut out = pickle[..at].to_vec();
+    out.push(b'J');
+    out.extend_from_slice(&numel.to_le_bytes());
+    out.extend_from_slice(&pickle[at + 2..]);
+    out
+}
+
 pub fn torch_zip(data0: Option<u64>) -> Arc<Content> {
     let original = read_fixture("tests/fixtures/torch/state_dict_zip.pt");
     let members = zip_members(&original)
@@ -856,6 +871,9 @@ pub fn torch_zip(data0: Option<u64>) -> Arc<Content> {
             let rel = name.split_once('/').map_or(name.as_str(), |(_, r)| r).to_owned();
             let m = match data0 {
                 Some(n) if rel == "data/0" => Member::Zeros(n),
+                // The pickle then loads storage 0 as n / 4 floats (a size that disagrees with
+                // the storage is TEN102): its BININT1 6 becomes a BININT.
+                Some(n) if rel == "data.pkl" => Member::Bytes(with_numel0(&data, n / 4)),
                 _ => Member::Bytes(data),
             };
             (format!("archive/{rel}"), m)
