@@ -78,7 +78,7 @@ ln -s "$MW" "$WORK/bin/modelward"
 ON_PATH="$WORK/bin:$PATH"
 
 echo "== files parse"
-check "pyproject.toml parses; maturin bin wheel, version from Cargo.toml, no [tool.modelward]" \
+check "pyproject.toml parses; maturin pyo3 wheel with the console script, version from Cargo.toml, no [tool.modelward]" \
     "$PY" - "$ROOT" <<'EOF'
 import pathlib, re, sys, tomllib
 root = pathlib.Path(sys.argv[1])
@@ -88,8 +88,9 @@ req = p["build-system"]["requires"]
 assert len(req) == 1 and re.fullmatch(r"maturin>=1\.\d+(\.\d+)?,<2", req[0]), req
 assert p["project"]["dynamic"] == ["version"] and "version" not in p["project"], p["project"]
 m = p["tool"]["maturin"]
-assert m["bindings"] == "bin", m
+assert m["bindings"] == "pyo3" and m["module-name"] == "modelward._native", m
 assert (root / m["manifest-path"]).is_file(), m["manifest-path"]
+assert p["project"]["scripts"] == {"modelward": "modelward._cli:main"}, p["project"].get("scripts")
 assert "modelward" not in p["tool"], "[tool.modelward] here would change how this repo's files are scanned"
 EOF
 for f in .pre-commit-hooks.yaml action.yml; do
