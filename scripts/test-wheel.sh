@@ -72,7 +72,10 @@ missing = [n for n in need if n not in names]
 assert not missing, missing
 assert any(n.startswith("modelward/_native") and n.endswith(".so") for n in names), names
 ep = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-assert "modelward = modelward._cli:main" in z.read(ep).decode(), z.read(ep)
+import configparser
+eps = configparser.ConfigParser()
+eps.read_string(z.read(ep).decode())
+assert eps["console_scripts"]["modelward"].strip() == "modelward._cli:main", z.read(ep)
 assert not any("/tests/" in n or n.startswith("tests/") for n in names), "tests in the wheel"
 EOF
 
