@@ -7,6 +7,8 @@
 //!   implementation; [`job`]: the job and result documents both queues carry.
 //! - [`worker`]: bounded workers with leases; [`scan`]: the one call into the engine, with the
 //!   verdict cache by content.
+//! - [`nats`]: the NATS JetStream queue (jobs, results, the verdict cache bucket) and the
+//!   `modelward worker` loop that scans what it pulls.
 //! - [`auth`], [`webhook`], [`metrics`]: tokens, the Hub's payload, Prometheus text.
 //!
 //! Nothing scanned is executed; everything a client sends is bounded (body sizes, header
@@ -17,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod job;
 pub mod metrics;
+pub mod nats;
 pub mod scan;
 pub mod store;
 pub mod web;
@@ -66,6 +69,9 @@ pub struct ServiceConfig {
     pub max_in_flight: usize,
     /// How remote sources are fetched (`HF_ENDPOINT`, `HF_TOKEN`, ...).
     pub remote: RemoteOptions,
+    /// Hand jobs to NATS JetStream (`modelward worker` scans them) instead of the embedded
+    /// workers; `lease` is then the ack wait and `max_attempts` the deliveries scanned.
+    pub nats: Option<String>,
 }
 
 impl ServiceConfig {
@@ -85,6 +91,7 @@ impl ServiceConfig {
             request_timeout: Duration::from_secs(600),
             max_in_flight: 512,
             remote: RemoteOptions::from_env(),
+            nats: None,
         }
     }
 }
@@ -217,6 +224,11 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
     })?;
     let workers = config.workers.max(1);
     let grace = config.shutdown_grace;
+    let nats = config.nats.clone().map(|url| nats::NatsConfig {
+        url,
+        ack_wait: config.lease,
+        max_attempts: config.max_attempts,
+    });
     let state = Arc::new(AppState {
         scanner: Scanner::new(
             modelward_policy::Policy::builtin(),
@@ -229,9 +241,25 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
         instance: job::new_id(),
         config,
     });
-    eprintln!("modelward serve: listening on http://{local} ({workers} workers)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers_done = tokio::spawn(worker::run(state.clone(), workers, stop_rx.clone(), grace));
+    let workers_done = match nats {
+        None => {
+            eprintln!("modelward serve: listening on http://{local} ({workers} workers)");
+            tokio::spawn(worker::run(state.clone(), workers, stop_rx.clone(), grace))
+        }
+        Some(n) => {
+            eprintln!(
+                "modelward serve: listening on http://{local} (jobs to NATS JetStream at {})",
+                n.url
+            );
+            let (st, stop) = (state.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = nats::run_service(st, n, stop).await {
+                    eprintln!("modelward serve: the NATS queue stopped: {e}");
+                }
+            })
+        }
+    };
     let mut http_stop = stop_rx.clone();
     let app = router(state);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -254,7 +282,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -4,7 +4,7 @@
 //! or through `modelward_remote`, whose range reader is an `Input` of the same entry point).
 
 use crate::job::{JobSource, JobSpec};
-use crate::store::{CacheKey, Store};
+use crate::store::{CacheKey, VerdictCache};
 use modelward_diagnostics::{FileReport, ScanReport, Verdict};
 use modelward_remote::{Client, RemoteOptions, RemoteTarget, TransferStats};
 use modelward_scanner::{Input, Scanner};
@@ -67,10 +67,11 @@ pub struct ScanStats {
     pub scanned: u64,
 }
 
-/// Scans a job: the report is the document `modelward scan --format json` prints.
+/// Scans a job: the report is the document `modelward scan --format json` prints. `store`
+/// is the verdict cache (the service's database, or the JetStream bucket of NATS workers).
 pub fn run_job(
     scanner: &Scanner,
-    store: &dyn Store,
+    store: &dyn VerdictCache,
     blobs: &Path,
     opts: &RemoteOptions,
     spec: &JobSpec,

@@ -231,3 +231,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 pub mod hostile;
+pub mod nats;

@@ -169,6 +169,7 @@ struct State {
     repos: Vec<Repo>,
     plain: HashMap<String, (Arc<Content>, bool)>,
     page_size: usize,
+    latency: std::time::Duration,
     log: Mutex<Vec<Logged>>,
     counters: Mutex<HashMap<String, u32>>,
 }
@@ -183,6 +184,7 @@ pub struct Builder {
     repos: Vec<Repo>,
     plain: HashMap<String, (Arc<Content>, bool)>,
     page_size: usize,
+    latency: std::time::Duration,
 }
 
 impl Server {
@@ -191,6 +193,7 @@ impl Server {
             repos: Vec::new(),
             plain: HashMap::new(),
             page_size: 1000,
+            latency: std::time::Duration::ZERO,
         }
     }
 
@@ -228,6 +231,12 @@ impl Builder {
         self
     }
 
+    /// Every answer waits this long first (a far-away Hub; a scan that takes a while).
+    pub fn latency(mut self, d: std::time::Duration) -> Builder {
+        self.latency = d;
+        self
+    }
+
     /// Entries per listing page (a `Link: <...>; rel="next"` header leads to the next).
     pub fn page_size(mut self, n: usize) -> Builder {
         self.page_size = n;
@@ -245,6 +254,7 @@ impl Builder {
             repos: self.repos,
             plain: self.plain,
             page_size: self.page_size.max(1),
+            latency: self.latency,
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(HashMap::new()),
         });
@@ -335,6 +345,7 @@ fn handle(state: &State, listener: &'static str, conn: TcpStream) -> std::io::Re
         query: query.to_owned(),
         headers,
     };
+    std::thread::sleep(state.latency);
     let resp = if listener == "cdn" {
         cdn(state, &req)
     } else {
