@@ -4,7 +4,7 @@
 //!   and reports, repository verdicts, the Hugging Face webhook), `/healthz`, `/metrics`.
 //! - [`web`]: the server-rendered web page.
 //! - [`store`]: the [`store::Store`] and [`store::JobQueue`] traits and their embedded SQLite
-//!   implementation; [`job`]: the job and result documents both queues carry.
+//!   implementation; [`postgres_store`]: the same on PostgreSQL (`--database postgres://…`); [`job`]: the job and result documents both queues carry.
 //! - [`worker`]: bounded workers with leases; [`scan`]: the one call into the engine, with the
 //!   verdict cache by content.
 //! - [`nats`]: the NATS JetStream queue (jobs, results, the verdict cache bucket) and the
@@ -20,6 +20,7 @@ pub mod auth;
 pub mod job;
 pub mod metrics;
 pub mod nats;
+pub mod postgres_store;
 pub mod scan;
 pub mod store;
 pub mod web;
@@ -72,6 +73,9 @@ pub struct ServiceConfig {
     /// Hand jobs to NATS JetStream (`modelward worker` scans them) instead of the embedded
     /// workers; `lease` is then the ack wait and `max_attempts` the deliveries scanned.
     pub nats: Option<String>,
+    /// `postgres://…`: records in PostgreSQL (several service nodes) instead of the embedded
+    /// SQLite file under `data`.
+    pub database: Option<String>,
 }
 
 impl ServiceConfig {
@@ -92,6 +96,7 @@ impl ServiceConfig {
             max_in_flight: 512,
             remote: RemoteOptions::from_env(),
             nats: None,
+            database: None,
         }
     }
 }
@@ -211,7 +216,21 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let db = Arc::new(store::SqliteDb::open(&config.data.join("modelward.sqlite3"))?);
+    let (store, queue): (Arc<dyn store::Store>, Arc<dyn store::JobQueue>) = match &config.database {
+        Some(url) => {
+            let url = url.clone();
+            // The synchronous client runs its own runtime: connect off the async threads.
+            let db = tokio::task::spawn_blocking(move || postgres_store::PgDb::connect(&url))
+                .await
+                .map_err(|e| ServiceError::Config(format!("cannot connect to PostgreSQL: {e}")))??;
+            let db = Arc::new(db);
+            (db.clone(), db)
+        }
+        None => {
+            let db = Arc::new(store::SqliteDb::open(&config.data.join("modelward.sqlite3"))?);
+            (db.clone(), db)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServiceError::Io {
@@ -234,8 +253,8 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
             modelward_policy::Policy::builtin(),
             modelward_scanner::ScanLimits::default(),
         ),
-        store: db.clone(),
-        queue: db,
+        store,
+        queue,
         metrics: metrics::Metrics::default(),
         wake: tokio::sync::Notify::new(),
         instance: job::new_id(),

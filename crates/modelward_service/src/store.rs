@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A stored document does not parse (a newer or damaged database).
     #[error("stored document: {0}")]
     Json(#[from] serde_json::Error),
+    /// PostgreSQL said no.
+    #[error("database: {0}")]
+    Postgres(String),
     /// The external queue or its key-value bucket (NATS JetStream) said no.
     #[error("queue: {0}")]
     Queue(String),

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// `--max-attempts` the deliveries a job gets.
     #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
+    /// Keep the records in PostgreSQL (postgres://USER@HOST:PORT/DB) instead of the embedded
+    /// SQLite file, so several service nodes share them. Uploads stay under --data.
+    #[arg(long, env = "MODELWARD_DATABASE", hide_env_values = true, value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// `modelward worker`.
@@ -125,6 +129,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     cfg.max_attempts = args.max_attempts.max(1);
     cfg.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     cfg.nats = args.nats.filter(|s| !s.is_empty());
+    cfg.database = args.database.filter(|s| !s.is_empty());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(64)
