@@ -210,10 +210,21 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
             source,
         })?;
     }
-    // Partial uploads of a previous run were never accepted.
+    // Partial uploads of a previous run were never accepted. With a shared database the
+    // folder may be shared by several nodes: only what is older than any request may last
+    // is someone's leftover.
+    let shared = config.database.is_some();
     if let Ok(rd) = std::fs::read_dir(config.data.join("tmp")) {
         for e in rd.flatten() {
-            let _ = std::fs::remove_file(e.path());
+            let stale = !shared
+                || e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > config.request_timeout);
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
     let (store, queue): (Arc<dyn store::Store>, Arc<dyn store::JobQueue>) = match &config.database {

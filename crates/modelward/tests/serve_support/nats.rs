@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::modelward_bin;
+
 fn nats_server_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -110,7 +112,7 @@ pub struct Worker {
 
 /// Starts `modelward worker --nats URL --data DATA ARGS...` with `env`.
 pub fn start_worker(nats: &str, data: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelward"));
+    let mut cmd = Command::new(modelward_bin());
     cmd.args(["worker", "--nats", nats, "--data"])
         .arg(data)
         .args(args)
