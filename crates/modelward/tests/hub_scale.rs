@@ -166,16 +166,29 @@ fn hub_scale() {
     std::thread::sleep(Duration::from_secs(2));
     fake.clear_log();
     let started = Instant::now();
-    let mut ids = Vec::with_capacity(repos as usize);
-    for i in 0..repos {
-        let r = post_json(
-            &server.url("/v1/scans"),
-            &format!("{{\"source\":\"hf://sim{}/repo{i}@{REV}\"}}", i % 97),
-            &[],
-        );
-        assert_eq!(r.status, 202, "{}", r.body);
-        ids.push(r.json()["id"].as_str().unwrap().to_owned());
-    }
+    // Submitted by 8 clients at once, as a hub's webhooks would arrive.
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8u64)
+            .map(|c| {
+                let server = &server;
+                scope.spawn(move || {
+                    (c..repos)
+                        .step_by(8)
+                        .map(|i| {
+                            let r = post_json(
+                                &server.url("/v1/scans"),
+                                &format!("{{\"source\":\"hf://sim{}/repo{i}@{REV}\"}}", i % 97),
+                                &[],
+                            );
+                            assert_eq!(r.status, 202, "{}", r.body);
+                            r.json()["id"].as_str().unwrap().to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
     let submitted = started.elapsed();
     while (metric(&server.base, "modelward_scans_total{") as u64) < repos {
         assert!(
