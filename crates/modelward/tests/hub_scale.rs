@@ -4,7 +4,8 @@
 //! answered after `HUB_SCALE_LATENCY_MS`) serving `HUB_SCALE_REPOS` synthetic repositories in
 //! realistic layouts, a real `nats-server -js`, `modelward serve --nats` and
 //! `HUB_SCALE_WORKERS` real `modelward worker` processes (`--concurrency
-//! HUB_SCALE_CONCURRENCY`; `MODELWARD_BIN` selects the binary). Every repository is submitted
+//! HUB_SCALE_CONCURRENCY`; `MODELWARD_BIN` selects the binary). `HUB_SCALE_FLAKY_PERMILLE`:
+//! that share of repositories answers 503 once per file (an error rate the client retries). Every repository is submitted
 //! through the HTTP API; the clock runs from the first submission to the last recorded result.
 //! Prints one JSON line of measurements.
 
@@ -119,6 +120,8 @@ fn hub_scale() {
     let workers = env_or("HUB_SCALE_WORKERS", 1);
     let concurrency = env_or("HUB_SCALE_CONCURRENCY", 32);
     let latency = env_or("HUB_SCALE_LATENCY_MS", 50);
+    // Per mille of repositories whose every file answers 503 once before serving (retried).
+    let flaky = env_or("HUB_SCALE_FLAKY_PERMILLE", 0);
     let nats = NatsServer::start().expect("nats-server is needed (apt-get install nats-server)");
     let fx = Fixtures {
         config: hub::Content::bytes(
@@ -148,6 +151,10 @@ fn hub_scale() {
         *kinds.entry(kind).or_default() += 1;
         let mut r = hub::Repo::new("models", &format!("sim{}/repo{i}", i % 97), files);
         r.revisions = vec![REV.into()];
+        // Spread over the layouts: i * 7919 is a permutation of the residues mod 1000.
+        if (i * 7919) % 1000 < flaky {
+            r.flaky = 1;
+        }
         builder = builder.repo(r);
     }
     let fake = builder.start();
@@ -222,7 +229,7 @@ fn hub_scale() {
         "{}",
         serde_json::json!({
             "repos": repos, "workers": workers, "concurrency_per_worker": concurrency,
-            "latency_ms": latency, "seconds": (elapsed * 100.0).round() / 100.0,
+            "latency_ms": latency, "flaky_permille": flaky, "seconds": (elapsed * 100.0).round() / 100.0,
             "submit_seconds": (submitted.as_secs_f64() * 100.0).round() / 100.0,
             "repos_per_s": (per_s * 10.0).round() / 10.0,
             "requests_per_repo": (requests / repos as f64 * 100.0).round() / 100.0,
