@@ -165,10 +165,11 @@ fn a_worker_killed_mid_scan_the_job_is_redelivered_and_completed_once() {
         .collect();
     let mut repo = hub::Repo::new("models", "acme/slow", files);
     repo.revisions = vec![REV.into()];
-    // Every request takes 300 ms: the scan of this repository takes seconds.
+    // Every request takes 500 ms: the scan of this repository takes over a second, even with
+    // its files judged at once.
     let fake = hub::Server::builder()
         .repo(repo)
-        .latency(Duration::from_millis(300))
+        .latency(Duration::from_millis(500))
         .start();
     let dir = tempfile::tempdir().unwrap();
     let env = [("HF_ENDPOINT", fake.hub.as_str())];
