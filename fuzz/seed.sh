@@ -19,7 +19,7 @@ repo="$(cd "$here/.." && pwd)"
 corpus="$here/corpus"
 targets=(pickle_decode pickle_machine pickle_sniff zip_list npy_header pylit scan_bytes
          gguf_header safetensors_header chat_template hf_text onnx_model tf_graph keras_model
-         marshal_code archive_list provenance_bundle service_requests tensor_deep)
+         marshal_code archive_list provenance_bundle service_requests tensor_deep queue_message)
 
 sources=("$repo/tests/fixtures" "$repo/demo")
 shared="$repo/../shared/corpus/picklescan/tests"
@@ -46,6 +46,17 @@ for f in "${files[@]}"; do
     for t in pickle_decode pickle_machine pickle_sniff zip_list scan_bytes; do add "$t" "$f"; done
     case "$f" in *.npy) add npy_header "$f" ;; esac
 done
+
+# Job and result documents as the NATS queue carries them (docs/service.md).
+msg="$(mktemp)"
+for s in '{"format":1,"id":"5f0c0000000000000000000000000032","created_at":1796290004,"source":{"kind":"upload","name":"model.pt","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","size":1234}}' \
+         '{"format":1,"id":"5f0c0000000000000000000000000033","created_at":1796290004,"source":{"kind":"remote","source":"hf://acme/bert@0123456789abcdef0123456789abcdef01234567"},"repo":{"kind":"model","name":"acme/bert","revision":"0123456789abcdef0123456789abcdef01234567"}}' \
+         '{"format":1,"id":"5f0c0000000000000000000000000032","attempt":2,"elapsed_ms":12,"status":"done","verdict":"malicious","report":{"files":[]}}' \
+         '{"format":1,"id":"5f0c0000000000000000000000000032","status":"failed","reason":"the scan did not finish in 3 attempts"}'; do
+    printf '%s' "$s" > "$msg"
+    add queue_message "$msg"
+done
+rm -f "$msg"
 
 # A few literals in the shapes numpy writes, for pylit even without python3.
 lit="$(mktemp)"

@@ -35,6 +35,8 @@ pub enum Command {
     Verify(crate::commands::provenance::VerifyArgs),
     /// Run the scan service: HTTP API, Hugging Face webhook, web page (docs/service.md).
     Serve(crate::commands::serve::ServeArgs),
+    /// Scan jobs of `serve --nats` pulled from NATS JetStream; run any number, anywhere.
+    Worker(crate::commands::serve::WorkerArgs),
     /// List every rule.
     Rules,
     /// Print one rule's documentation.

@@ -26,6 +26,7 @@ pub fn run_cli(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         args::Command::Manifest(a) => commands::provenance::manifest(&a),
         args::Command::Verify(a) => commands::provenance::verify(&a),
         args::Command::Serve(a) => commands::serve::run(a),
+        args::Command::Worker(a) => commands::serve::worker(a),
         args::Command::Rules => commands::rules::list(),
         args::Command::Rule { code } => commands::rules::show(&code),
     };

@@ -4,9 +4,11 @@
 //!   and reports, repository verdicts, the Hugging Face webhook), `/healthz`, `/metrics`.
 //! - [`web`]: the server-rendered web page.
 //! - [`store`]: the [`store::Store`] and [`store::JobQueue`] traits and their embedded SQLite
-//!   implementation; [`job`]: the job and result documents both queues carry.
+//!   implementation; [`postgres_store`]: the same on PostgreSQL (`--database postgres://…`); [`job`]: the job and result documents both queues carry.
 //! - [`worker`]: bounded workers with leases; [`scan`]: the one call into the engine, with the
 //!   verdict cache by content.
+//! - [`nats`]: the NATS JetStream queue (jobs, results, the verdict cache bucket) and the
+//!   `modelward worker` loop that scans what it pulls.
 //! - [`auth`], [`webhook`], [`metrics`]: tokens, the Hub's payload, Prometheus text.
 //!
 //! Nothing scanned is executed; everything a client sends is bounded (body sizes, header
@@ -17,6 +19,8 @@ pub mod api;
 pub mod auth;
 pub mod job;
 pub mod metrics;
+pub mod nats;
+pub mod postgres_store;
 pub mod scan;
 pub mod store;
 pub mod web;
@@ -66,6 +70,12 @@ pub struct ServiceConfig {
     pub max_in_flight: usize,
     /// How remote sources are fetched (`HF_ENDPOINT`, `HF_TOKEN`, ...).
     pub remote: RemoteOptions,
+    /// Hand jobs to NATS JetStream (`modelward worker` scans them) instead of the embedded
+    /// workers; `lease` is then the ack wait and `max_attempts` the deliveries scanned.
+    pub nats: Option<String>,
+    /// `postgres://…`: records in PostgreSQL (several service nodes) instead of the embedded
+    /// SQLite file under `data`.
+    pub database: Option<String>,
 }
 
 impl ServiceConfig {
@@ -85,6 +95,8 @@ impl ServiceConfig {
             request_timeout: Duration::from_secs(600),
             max_in_flight: 512,
             remote: RemoteOptions::from_env(),
+            nats: None,
+            database: None,
         }
     }
 }
@@ -198,13 +210,38 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
             source,
         })?;
     }
-    // Partial uploads of a previous run were never accepted.
+    // Partial uploads of a previous run were never accepted. With a shared database the
+    // folder may be shared by several nodes: only what is older than any request may last
+    // is someone's leftover.
+    let shared = config.database.is_some();
     if let Ok(rd) = std::fs::read_dir(config.data.join("tmp")) {
         for e in rd.flatten() {
-            let _ = std::fs::remove_file(e.path());
+            let stale = !shared
+                || e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > config.request_timeout);
+            if stale {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
-    let db = Arc::new(store::SqliteDb::open(&config.data.join("modelward.sqlite3"))?);
+    let (store, queue): (Arc<dyn store::Store>, Arc<dyn store::JobQueue>) = match &config.database {
+        Some(url) => {
+            let url = url.clone();
+            // The synchronous client runs its own runtime: connect off the async threads.
+            let db = tokio::task::spawn_blocking(move || postgres_store::PgDb::connect(&url))
+                .await
+                .map_err(|e| ServiceError::Config(format!("cannot connect to PostgreSQL: {e}")))??;
+            let db = Arc::new(db);
+            (db.clone(), db)
+        }
+        None => {
+            let db = Arc::new(store::SqliteDb::open(&config.data.join("modelward.sqlite3"))?);
+            (db.clone(), db)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServiceError::Io {
@@ -217,21 +254,42 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
     })?;
     let workers = config.workers.max(1);
     let grace = config.shutdown_grace;
+    let nats = config.nats.clone().map(|url| nats::NatsConfig {
+        url,
+        ack_wait: config.lease,
+        max_attempts: config.max_attempts,
+    });
     let state = Arc::new(AppState {
         scanner: Scanner::new(
             modelward_policy::Policy::builtin(),
             modelward_scanner::ScanLimits::default(),
         ),
-        store: db.clone(),
-        queue: db,
+        store,
+        queue,
         metrics: metrics::Metrics::default(),
         wake: tokio::sync::Notify::new(),
         instance: job::new_id(),
         config,
     });
-    eprintln!("modelward serve: listening on http://{local} ({workers} workers)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers_done = tokio::spawn(worker::run(state.clone(), workers, stop_rx.clone(), grace));
+    let workers_done = match nats {
+        None => {
+            eprintln!("modelward serve: listening on http://{local} ({workers} workers)");
+            tokio::spawn(worker::run(state.clone(), workers, stop_rx.clone(), grace))
+        }
+        Some(n) => {
+            eprintln!(
+                "modelward serve: listening on http://{local} (jobs to NATS JetStream at {})",
+                n.url
+            );
+            let (st, stop) = (state.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                if let Err(e) = nats::run_service(st, n, stop).await {
+                    eprintln!("modelward serve: the NATS queue stopped: {e}");
+                }
+            })
+        }
+    };
     let mut http_stop = stop_rx.clone();
     let app = router(state);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -254,7 +312,7 @@ pub async fn serve(config: ServiceConfig) -> Result<(), ServiceError> {
     })
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

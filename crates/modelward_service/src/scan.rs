@@ -4,7 +4,7 @@
 //! or through `modelward_remote`, whose range reader is an `Input` of the same entry point).
 
 use crate::job::{JobSource, JobSpec};
-use crate::store::{CacheKey, Store};
+use crate::store::{CacheKey, VerdictCache};
 use modelward_diagnostics::{FileReport, ScanReport, Verdict};
 use modelward_remote::{Client, RemoteOptions, RemoteTarget, TransferStats};
 use modelward_scanner::{Input, Scanner};
@@ -67,10 +67,11 @@ pub struct ScanStats {
     pub scanned: u64,
 }
 
-/// Scans a job: the report is the document `modelward scan --format json` prints.
+/// Scans a job: the report is the document `modelward scan --format json` prints. `store`
+/// is the verdict cache (the service's database, or the JetStream bucket of NATS workers).
 pub fn run_job(
     scanner: &Scanner,
-    store: &dyn Store,
+    store: &dyn VerdictCache,
     blobs: &Path,
     opts: &RemoteOptions,
     spec: &JobSpec,
@@ -133,7 +134,9 @@ pub fn run_job(
                         transferred += listing.bytes();
                         requests += listing.requests();
                         let base = repo.display(&revision);
-                        for f in list {
+                        // The files of a repository are judged FILES_IN_FLIGHT at a time, so
+                        // their round trips overlap instead of queueing one after another.
+                        let judged = in_flight(&list, FILES_IN_FLIGHT, |f| {
                             let display = format!("{base}/{}", f.path);
                             let k = f
                                 .lfs_sha256
@@ -141,9 +144,8 @@ pub fn run_job(
                                 .map(|s| format!("sha256:{s}"))
                                 .or_else(|| f.oid.as_ref().map(|o| format!("git:{o}")))
                                 .map(key);
-                            if let Some(hit) = k.as_ref().and_then(|k| cached(k, &display, &mut stats)) {
-                                files.push(hit);
-                                continue;
+                            if let Some(hit) = k.as_ref().and_then(|k| store.cached_file(k).ok().flatten()) {
+                                return (k, vec![relabel(hit, &display)], true);
                             }
                             let url =
                                 modelward_remote::resolve_url(client.endpoint(), &repo, &revision, &f.path);
@@ -154,7 +156,15 @@ pub fn run_job(
                                 len: Some(f.size),
                                 lfs_sha256: f.lfs_sha256.clone(),
                             };
-                            for r in engine_scan(scanner, opts, input).unwrap_or_default() {
+                            (k, engine_scan(scanner, opts, input).unwrap_or_default(), false)
+                        });
+                        for (k, reports, hit) in judged {
+                            if hit {
+                                stats.cache_hits += 1;
+                                files.extend(reports);
+                                continue;
+                            }
+                            for r in reports {
                                 transferred += r.bytes_read;
                                 match &k {
                                     Some(k) => remember(k, &r, &mut stats),
@@ -196,6 +206,32 @@ pub fn run_job(
         .iter_mut()
         .for_each(|f| f.findings.retain(|x| scanner.policy().enabled(&x.rule)));
     (report, stats)
+}
+
+/// Files of one repository judged at once. Each holds at most one range request in flight, so
+/// a worker keeps at most `--concurrency` × this many requests open to the Hub.
+pub const FILES_IN_FLIGHT: usize = 8;
+
+/// `f` over `items`, `width` at a time on scoped threads, results in the order of `items`.
+fn in_flight<T: Sync, R: Send>(items: &[T], width: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(width.max(1)) {
+        if chunk.len() == 1 {
+            out.push(f(&chunk[0]));
+            continue;
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|item| s.spawn(|| f(item))).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(r) => out.push(r),
+                    // The engine catches parser panics itself; a panic here is a bug: surface it.
+                    Err(p) => std::panic::resume_unwind(p),
+                }
+            }
+        });
+    }
+    out
 }
 
 /// A cached report under another file's name: the path and every location that named the

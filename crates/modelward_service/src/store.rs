@@ -24,6 +24,12 @@ pub enum StoreError {
     /// A stored document does not parse (a newer or damaged database).
     #[error("stored document: {0}")]
     Json(#[from] serde_json::Error),
+    /// PostgreSQL said no.
+    #[error("database: {0}")]
+    Postgres(String),
+    /// The external queue or its key-value bucket (NATS JetStream) said no.
+    #[error("queue: {0}")]
+    Queue(String),
 }
 
 /// A job as the API and the web page show it.
@@ -107,8 +113,17 @@ pub struct Lease {
     pub attempt: u32,
 }
 
+/// File verdicts cached by content: in the [`Store`] (SQLite) with the embedded queue, in a
+/// JetStream key-value bucket with NATS (`crate::nats::KvCache`), shared by every worker.
+pub trait VerdictCache: Send + Sync {
+    /// A cached file verdict.
+    fn cached_file(&self, key: &CacheKey) -> Result<Option<FileReport>, StoreError>;
+    /// Caches a file verdict.
+    fn cache_file(&self, key: &CacheKey, report: &FileReport) -> Result<(), StoreError>;
+}
+
 /// The service's records.
-pub trait Store: Send + Sync + 'static {
+pub trait Store: VerdictCache + Send + Sync + 'static {
     /// One job, with its report.
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError>;
     /// The most recent jobs, newest first, optionally only those with `verdict`, without reports.
@@ -120,10 +135,6 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         revision: Option<&str>,
     ) -> Result<Option<JobRecord>, StoreError>;
-    /// A cached file verdict.
-    fn cached_file(&self, key: &CacheKey) -> Result<Option<FileReport>, StoreError>;
-    /// Caches a file verdict.
-    fn cache_file(&self, key: &CacheKey, report: &FileReport) -> Result<(), StoreError>;
     /// Jobs not finished that need the uploaded blob `sha256`.
     fn blob_in_use(&self, sha256: &str) -> Result<bool, StoreError>;
 }
@@ -146,6 +157,18 @@ pub trait JobQueue: Send + Sync + 'static {
     fn expire(&self, max_attempts: u32) -> Result<Expired, StoreError>;
     /// Jobs waiting and running.
     fn depth(&self) -> Result<QueueDepth, StoreError>;
+
+    // With an external queue (NATS JetStream), this database keeps the records and the
+    // revision dedup; the queue carries the jobs. A job is accepted here first (durable), then
+    // handed to the queue by a dispatcher, which marks it published once the queue confirmed.
+
+    /// Queued jobs not yet confirmed by the external queue, oldest first.
+    fn unpublished(&self, limit: u32) -> Result<Vec<JobSpec>, StoreError>;
+    /// The external queue confirmed it holds job `id`.
+    fn mark_published(&self, id: &str) -> Result<(), StoreError>;
+    /// Records a result that came back through the external queue, once: `false` (nothing
+    /// written) when the job had already finished (a redelivered job scanned twice).
+    fn finish(&self, result: &JobResult, elapsed_ms: i64) -> Result<bool, StoreError>;
 }
 
 /// [`Store`] and [`JobQueue`] on one SQLite database.
@@ -198,6 +221,9 @@ CREATE TABLE IF NOT EXISTS findings (
 );
 CREATE INDEX IF NOT EXISTS findings_job ON findings(job_id);
 CREATE INDEX IF NOT EXISTS findings_rule ON findings(rule);
+CREATE TABLE IF NOT EXISTS published (
+    job_id TEXT PRIMARY KEY REFERENCES jobs(id)
+);
 ";
 
 const JOB_COLUMNS: &str = "spec, status, attempts, verdict, reason, finished_at, elapsed_ms";
@@ -261,6 +287,30 @@ fn assemble((spec, p): (String, JobRecordParts)) -> Result<JobRecord, StoreError
     })
 }
 
+impl VerdictCache for SqliteDb {
+    fn cached_file(&self, key: &CacheKey) -> Result<Option<FileReport>, StoreError> {
+        let c = self.conn();
+        let doc: Option<String> = c
+            .query_row(
+                "SELECT report FROM file_results WHERE content = ?1 AND engine = ?2 AND policy = ?3",
+                params![key.content, key.engine, key.policy],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
+    }
+
+    fn cache_file(&self, key: &CacheKey, report: &FileReport) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(report)?;
+        self.conn().execute(
+            "INSERT OR REPLACE INTO file_results (content, engine, policy, report, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key.content, key.engine, key.policy, doc, now()],
+        )?;
+        Ok(())
+    }
+}
+
 impl Store for SqliteDb {
     fn job(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
         let c = self.conn();
@@ -303,28 +353,6 @@ impl Store for SqliteDb {
             )
             .optional()?;
         row.map(assemble).transpose()
-    }
-
-    fn cached_file(&self, key: &CacheKey) -> Result<Option<FileReport>, StoreError> {
-        let c = self.conn();
-        let doc: Option<String> = c
-            .query_row(
-                "SELECT report FROM file_results WHERE content = ?1 AND engine = ?2 AND policy = ?3",
-                params![key.content, key.engine, key.policy],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(doc.map(|d| serde_json::from_str(&d)).transpose()?)
-    }
-
-    fn cache_file(&self, key: &CacheKey, report: &FileReport) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(report)?;
-        self.conn().execute(
-            "INSERT OR REPLACE INTO file_results (content, engine, policy, report, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key.content, key.engine, key.policy, doc, now()],
-        )?;
-        Ok(())
     }
 
     fn blob_in_use(&self, sha256: &str) -> Result<bool, StoreError> {
@@ -410,50 +438,7 @@ impl JobQueue for SqliteDb {
     }
 
     fn complete(&self, result: &JobResult, owner: &str, elapsed_ms: i64) -> Result<bool, StoreError> {
-        let mut c = self.conn();
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (status, verdict, report, reason) = match &result.outcome {
-            Outcome::Done { verdict, report } => {
-                ("done", Some(verdict.as_str()), Some(report.to_string()), None)
-            }
-            Outcome::Failed { reason } => ("failed", Some("failed"), None, Some(reason.as_str())),
-        };
-        let n = tx.execute(
-            "UPDATE jobs SET status = ?3, verdict = ?4, report = ?5, reason = ?6, finished_at = ?7,
-                 elapsed_ms = ?8, lease_owner = NULL, lease_until = NULL
-             WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
-            params![
-                result.id,
-                owner,
-                status,
-                verdict,
-                report,
-                reason,
-                now_ms(),
-                elapsed_ms
-            ],
-        )?;
-        if n != 1 {
-            return Ok(false);
-        }
-        if let Outcome::Done { report, .. } = &result.outcome {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO findings (job_id, path, rule, severity, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for file in report["files"].as_array().into_iter().flatten() {
-                for f in file["findings"].as_array().into_iter().flatten() {
-                    ins.execute(params![
-                        result.id,
-                        file["path"].as_str().unwrap_or(""),
-                        f["rule"].as_str().unwrap_or(""),
-                        f["severity"].as_str().unwrap_or(""),
-                        f["message"].as_str().unwrap_or(""),
-                    ])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(true)
+        record_result(&mut self.conn(), result, Some(owner), elapsed_ms)
     }
 
     fn release(&self, id: &str, owner: &str) -> Result<(), StoreError> {
@@ -492,6 +477,30 @@ impl JobQueue for SqliteDb {
         })
     }
 
+    fn unpublished(&self, limit: u32) -> Result<Vec<JobSpec>, StoreError> {
+        let c = self.conn();
+        let mut stmt = c.prepare_cached(
+            "SELECT spec FROM jobs WHERE status = 'queued'
+               AND NOT EXISTS (SELECT 1 FROM published p WHERE p.job_id = jobs.id)
+             ORDER BY created_at, rowid LIMIT ?1",
+        )?;
+        let specs: Vec<String> = stmt.query_map([limit], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        specs
+            .iter()
+            .map(|s| serde_json::from_str(s).map_err(StoreError::from))
+            .collect()
+    }
+
+    fn mark_published(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute("INSERT OR IGNORE INTO published (job_id) VALUES (?1)", [id])?;
+        Ok(())
+    }
+
+    fn finish(&self, result: &JobResult, elapsed_ms: i64) -> Result<bool, StoreError> {
+        record_result(&mut self.conn(), result, None, elapsed_ms)
+    }
+
     fn depth(&self) -> Result<QueueDepth, StoreError> {
         let c = self.conn();
         let (queued, running): (i64, i64) = c.query_row(
@@ -505,6 +514,60 @@ impl JobQueue for SqliteDb {
             running: running as u64,
         })
     }
+}
+
+/// Writes a job's result and its findings in one transaction, only if the job is still
+/// unfinished (and, with `owner`, still leased by it): a job finishes exactly once.
+fn record_result(
+    c: &mut Connection,
+    result: &JobResult,
+    owner: Option<&str>,
+    elapsed_ms: i64,
+) -> Result<bool, StoreError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (status, verdict, report, reason) = match &result.outcome {
+        Outcome::Done { verdict, report } => ("done", Some(verdict.as_str()), Some(report.to_string()), None),
+        Outcome::Failed { reason } => ("failed", Some("failed"), None, Some(reason.as_str())),
+    };
+    let n = tx.execute(
+        "UPDATE jobs SET status = ?3, verdict = ?4, report = ?5, reason = ?6, finished_at = ?7,
+             elapsed_ms = ?8, lease_owner = NULL, lease_until = NULL,
+             attempts = coalesce(?9, attempts)
+         WHERE id = ?1 AND ((?2 IS NOT NULL AND lease_owner = ?2 AND status = 'running')
+                            OR (?2 IS NULL AND status IN ('queued', 'running')))",
+        params![
+            result.id,
+            owner,
+            status,
+            verdict,
+            report,
+            reason,
+            now_ms(),
+            elapsed_ms,
+            result.attempt
+        ],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    if let Outcome::Done { report, .. } = &result.outcome {
+        let mut ins = tx.prepare_cached(
+            "INSERT INTO findings (job_id, path, rule, severity, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for file in report["files"].as_array().into_iter().flatten() {
+            for f in file["findings"].as_array().into_iter().flatten() {
+                ins.execute(params![
+                    result.id,
+                    file["path"].as_str().unwrap_or(""),
+                    f["rule"].as_str().unwrap_or(""),
+                    f["severity"].as_str().unwrap_or(""),
+                    f["message"].as_str().unwrap_or(""),
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -562,6 +625,8 @@ mod tests {
         let result = JobResult {
             format: FORMAT_VERSION,
             id: "j4".into(),
+            attempt: None,
+            elapsed_ms: None,
             outcome: Outcome::Done {
                 verdict: "clean".into(),
                 report: serde_json::json!({"files": []}),
@@ -571,5 +636,44 @@ mod tests {
         assert!(db.complete(&result, "new", 1).unwrap());
         assert!(!db.complete(&result, "new", 1).unwrap());
         assert_eq!(db.job("j4").unwrap().unwrap().status, JobStatus::Done);
+    }
+
+    #[test]
+    fn external_queue_publishes_each_job_once_and_records_its_result_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("db")).unwrap();
+        db.submit(&spec("n1", Some("rev1")), 10).unwrap();
+        db.submit(&spec("n2", None), 10).unwrap();
+        let ids = |v: Vec<JobSpec>| v.into_iter().map(|s| s.id).collect::<Vec<_>>();
+        assert_eq!(ids(db.unpublished(10).unwrap()), ["n1", "n2"]);
+        db.mark_published("n1").unwrap();
+        db.mark_published("n1").unwrap();
+        assert_eq!(ids(db.unpublished(10).unwrap()), ["n2"]);
+        let result = JobResult {
+            format: FORMAT_VERSION,
+            id: "n1".into(),
+            attempt: Some(2),
+            elapsed_ms: None,
+            outcome: Outcome::Done {
+                verdict: "malicious".into(),
+                report: serde_json::json!({"files": [{"path": "a", "findings": [{"rule": "PKL001"}]}]}),
+            },
+        };
+        assert!(db.finish(&result, 5).unwrap());
+        // The same result again (a redelivered job scanned twice) changes nothing.
+        assert!(!db.finish(&result, 5).unwrap());
+        let j = db.job("n1").unwrap().unwrap();
+        assert_eq!(
+            (j.status, j.attempts, j.verdict.as_deref()),
+            (JobStatus::Done, 2, Some("malicious"))
+        );
+        let findings: i64 = db
+            .conn()
+            .query_row("SELECT count(*) FROM findings WHERE job_id = 'n1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(findings, 1);
+        assert_eq!(db.depth().unwrap().queued, 1);
     }
 }

@@ -110,6 +110,8 @@ async fn worker(state: Arc<AppState>, owner: String, mut stop: watch::Receiver<b
         let result = JobResult {
             format: FORMAT_VERSION,
             id: id.clone(),
+            attempt: Some(lease.attempt),
+            elapsed_ms: None,
             outcome: Outcome::Done {
                 verdict: verdict.to_owned(),
                 report: crate::scan::report_json(&report),

@@ -8,6 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The binary under test; `MODELWARD_BIN` points the benchmark driver at an optimised build.
+pub fn modelward_bin() -> PathBuf {
+    std::env::var_os("MODELWARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_modelward")))
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -23,7 +30,7 @@ pub struct Server {
 /// Starts `modelward serve --listen 127.0.0.1:0 --data DATA ARGS...` with `env`, and waits for
 /// the address it prints.
 pub fn start(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelward"));
+    let mut cmd = Command::new(modelward_bin());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .args(args)
@@ -215,7 +222,7 @@ pub fn wait_done(base: &str, id: &str, token: Option<&str>) -> serde_json::Value
 
 /// What the CLI says about a file: `modelward scan --format json FILE`.
 pub fn cli_report(path: &Path) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelward"))
+    let out = Command::new(modelward_bin())
         .args(["scan", "--no-config", "--no-progress", "--format", "json"])
         .arg(path)
         .output()
@@ -231,3 +238,4 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 pub mod hostile;
+pub mod nats;

@@ -169,6 +169,7 @@ struct State {
     repos: Vec<Repo>,
     plain: HashMap<String, (Arc<Content>, bool)>,
     page_size: usize,
+    latency: std::time::Duration,
     log: Mutex<Vec<Logged>>,
     counters: Mutex<HashMap<String, u32>>,
 }
@@ -183,6 +184,7 @@ pub struct Builder {
     repos: Vec<Repo>,
     plain: HashMap<String, (Arc<Content>, bool)>,
     page_size: usize,
+    latency: std::time::Duration,
 }
 
 impl Server {
@@ -191,6 +193,7 @@ impl Server {
             repos: Vec::new(),
             plain: HashMap::new(),
             page_size: 1000,
+            latency: std::time::Duration::ZERO,
         }
     }
 
@@ -228,6 +231,12 @@ impl Builder {
         self
     }
 
+    /// Every answer waits this long first (a far-away Hub; a scan that takes a while).
+    pub fn latency(mut self, d: std::time::Duration) -> Builder {
+        self.latency = d;
+        self
+    }
+
     /// Entries per listing page (a `Link: <...>; rel="next"` header leads to the next).
     pub fn page_size(mut self, n: usize) -> Builder {
         self.page_size = n;
@@ -245,6 +254,7 @@ impl Builder {
             repos: self.repos,
             plain: self.plain,
             page_size: self.page_size.max(1),
+            latency: self.latency,
             log: Mutex::new(Vec::new()),
             counters: Mutex::new(HashMap::new()),
         });
@@ -335,6 +345,7 @@ fn handle(state: &State, listener: &'static str, conn: TcpStream) -> std::io::Re
         query: query.to_owned(),
         headers,
     };
+    std::thread::sleep(state.latency);
     let resp = if listener == "cdn" {
         cdn(state, &req)
     } else {
@@ -846,8 +857,6 @@ pub fn build_zip(members: Vec<(String, Member)>) -> Arc<Content> {
     Content::virtual_file(segments)
 }
 
-/// `tests/fixtures/torch/state_dict_zip.pt` re-packed under `archive/`, with `archive/data/0`
-/// replaced by `data0` (zeros of that size when `Some`, the original bytes otherwise).
 /// state_dict_zip.pt's `data.pkl` with storage 0's element count set to `numel`.
 fn with_numel0(pickle: &[u8], numel: u64) -> Vec<u8> {
     let at = pickle
@@ -863,7 +872,11 @@ fn with_numel0(pickle: &[u8], numel: u64) -> Vec<u8> {
     out
 }
 
+/// `tests/fixtures/torch/state_dict_zip.pt` re-packed under `archive/`, with `archive/data/0`
+/// replaced by `data0` (zeros of that size when `Some`, a multiple of 4: float32s, and the
+/// pickle's element count to match; the original bytes otherwise).
 pub fn torch_zip(data0: Option<u64>) -> Arc<Content> {
+    assert!(data0.is_none_or(|n| n % 4 == 0), "storage 0 holds float32s");
     let original = read_fixture("tests/fixtures/torch/state_dict_zip.pt");
     let members = zip_members(&original)
         .into_iter()
