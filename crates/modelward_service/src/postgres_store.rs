@@ -7,64 +7,12 @@
 
 use crate::job::{JobResult, JobSource, JobSpec, JobStatus, Outcome, RepoRevision, now, now_ms};
 use crate::store::{
-    CacheKey, Expired, JobQueue, JobRecord, Lease, QueueDepth, Store, StoreError, Submitted, VerdictCache,
+    CacheKey, Expired, JOB_COLUMNS, JobQueue, JobRecord, Lease, QueueDepth, Store, StoreError, Submitted,
+    VerdictCache,
 };
 use modelward_diagnostics::FileReport;
 use postgres::{Client, NoTls, Row};
 use std::sync::Mutex;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    seq         BIGSERIAL,
-    id          TEXT PRIMARY KEY,
-    spec        TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until BIGINT,
-    verdict     TEXT,
-    report      TEXT,
-    reason      TEXT,
-    created_at  BIGINT NOT NULL,
-    finished_at BIGINT,
-    elapsed_ms  BIGINT,
-    blob        TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, created_at);
-CREATE INDEX IF NOT EXISTS jobs_recent ON jobs(created_at DESC);
-CREATE INDEX IF NOT EXISTS jobs_blob ON jobs(blob) WHERE blob IS NOT NULL;
-CREATE TABLE IF NOT EXISTS revisions (
-    kind       TEXT NOT NULL,
-    repo       TEXT NOT NULL,
-    revision   TEXT NOT NULL,
-    job_id     TEXT NOT NULL REFERENCES jobs(id),
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (kind, repo, revision)
-);
-CREATE INDEX IF NOT EXISTS revisions_repo ON revisions(kind, repo, created_at DESC);
-CREATE TABLE IF NOT EXISTS file_results (
-    content    TEXT NOT NULL,
-    engine     TEXT NOT NULL,
-    policy     TEXT NOT NULL,
-    report     TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (content, engine, policy)
-);
-CREATE TABLE IF NOT EXISTS findings (
-    job_id   TEXT NOT NULL REFERENCES jobs(id),
-    path     TEXT NOT NULL,
-    rule     TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    message  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS findings_job ON findings(job_id);
-CREATE INDEX IF NOT EXISTS findings_rule ON findings(rule);
-CREATE TABLE IF NOT EXISTS published (
-    job_id TEXT PRIMARY KEY REFERENCES jobs(id)
-);
-";
-
-const JOB_COLUMNS: &str = "spec, status, attempts, verdict, reason, finished_at, elapsed_ms";
 
 fn pg(e: postgres::Error) -> StoreError {
     StoreError::Postgres(e.to_string())
@@ -84,7 +32,8 @@ impl PgDb {
         let mut tx = client.transaction().map_err(pg)?;
         tx.execute("SELECT pg_advisory_xact_lock(7316001)", &[])
             .map_err(pg)?;
-        tx.batch_execute(SCHEMA).map_err(pg)?;
+        tx.batch_execute(&crate::store::schema("BIGINT", "    seq         BIGSERIAL,\n"))
+            .map_err(pg)?;
         tx.commit().map_err(pg)?;
         Ok(PgDb {
             client: Mutex::new(client),

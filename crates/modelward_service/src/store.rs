@@ -176,20 +176,27 @@ pub struct SqliteDb {
     conn: Mutex<Connection>,
 }
 
+/// The schema, one text for both databases: `time` is the 64-bit integer type of the time
+/// columns (`INTEGER` in SQLite, `BIGINT` in PostgreSQL), `seq` an extra first column of the
+/// jobs table (PostgreSQL's insertion order) or nothing.
+pub(crate) fn schema(time: &str, seq: &str) -> String {
+    SCHEMA.replace("{time}", time).replace("{seq}", seq)
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
-    id          TEXT PRIMARY KEY,
+{seq}    id          TEXT PRIMARY KEY,
     spec        TEXT NOT NULL,
     status      TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     lease_owner TEXT,
-    lease_until INTEGER,
+    lease_until {time},
     verdict     TEXT,
     report      TEXT,
     reason      TEXT,
-    created_at  INTEGER NOT NULL,
-    finished_at INTEGER,
-    elapsed_ms  INTEGER,
+    created_at  {time} NOT NULL,
+    finished_at {time},
+    elapsed_ms  {time},
     blob        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(status, created_at);
@@ -200,7 +207,7 @@ CREATE TABLE IF NOT EXISTS revisions (
     repo       TEXT NOT NULL,
     revision   TEXT NOT NULL,
     job_id     TEXT NOT NULL REFERENCES jobs(id),
-    created_at INTEGER NOT NULL,
+    created_at {time} NOT NULL,
     PRIMARY KEY (kind, repo, revision)
 );
 CREATE INDEX IF NOT EXISTS revisions_repo ON revisions(kind, repo, created_at DESC);
@@ -209,7 +216,7 @@ CREATE TABLE IF NOT EXISTS file_results (
     engine     TEXT NOT NULL,
     policy     TEXT NOT NULL,
     report     TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
+    created_at {time} NOT NULL,
     PRIMARY KEY (content, engine, policy)
 );
 CREATE TABLE IF NOT EXISTS findings (
@@ -226,7 +233,7 @@ CREATE TABLE IF NOT EXISTS published (
 );
 ";
 
-const JOB_COLUMNS: &str = "spec, status, attempts, verdict, reason, finished_at, elapsed_ms";
+pub(crate) const JOB_COLUMNS: &str = "spec, status, attempts, verdict, reason, finished_at, elapsed_ms";
 
 impl SqliteDb {
     /// Opens (creating) the database at `path`: WAL, `synchronous=FULL` (an accepted job
@@ -237,7 +244,7 @@ impl SqliteDb {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&schema("INTEGER", ""))?;
         Ok(SqliteDb {
             conn: Mutex::new(conn),
         })
