@@ -20,6 +20,7 @@
 
 use crate::job::{FORMAT_VERSION, JobResult, JobSource, Outcome, parse_job_message, parse_result_message};
 use crate::store::{CacheKey, StoreError, VerdictCache};
+use crate::worker::{Supervised, stopped, supervise};
 use crate::{AppState, ServiceError};
 use async_nats::jetstream::{
     self, AckKind, consumer::PullConsumer, context::Publish, kv, stream::RetentionPolicy, stream::StorageType,
@@ -491,29 +492,25 @@ async fn work(state: Arc<WorkerState>, mut stop: watch::Receiver<bool>) {
             )
         });
         // In-progress acks keep the delivery ours while the scan runs.
-        let mut progress = tokio::time::interval((cfg.nats.ack_wait / 3).max(Duration::from_millis(100)));
-        progress.tick().await;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let outcome = loop {
-            let until_deadline = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = &mut scan => break r.ok(),
-                _ = progress.tick() => {
-                    let _ = msg.ack_with(AckKind::Progress).await;
-                }
-                _ = stopped(&mut stop), if deadline.is_none() => {
-                    deadline = Some(tokio::time::Instant::now() + cfg.shutdown_grace);
-                }
-                _ = until_deadline => {
-                    // Shutting down: hand the job back now rather than after the ack wait.
-                    let _ = msg.ack_with(AckKind::Nak(None)).await;
-                    return;
-                }
+        let progress = || async {
+            let _ = msg.ack_with(AckKind::Progress).await;
+            true
+        };
+        let outcome = match supervise(
+            &mut scan,
+            cfg.nats.ack_wait / 3,
+            progress,
+            &mut stop,
+            cfg.shutdown_grace,
+        )
+        .await
+        {
+            Supervised::Finished(outcome) => outcome,
+            Supervised::Lost => None,
+            Supervised::ShutDown => {
+                // Shutting down: hand the job back now rather than after the ack wait.
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+                return;
             }
         };
         let Some((report, _stats)) = outcome else {
@@ -563,9 +560,4 @@ async fn publish_result(state: &WorkerState, result: &JobResult) -> bool {
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }

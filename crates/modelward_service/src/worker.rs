@@ -76,33 +76,23 @@ async fn worker(state: Arc<AppState>, owner: String, mut stop: watch::Receiver<b
                 &spec,
             )
         });
-        let mut renew = tokio::time::interval(state.config.lease / 3);
-        renew.tick().await;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let outcome = loop {
-            let until_deadline = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = &mut scan => break r.ok(),
-                _ = renew.tick() => {
-                    let (q, i, o) = (state.queue.clone(), id.clone(), owner.clone());
-                    // A lost lease means another worker has the job now: stop caring about it.
-                    if let Ok(Ok(false)) = tokio::task::spawn_blocking(move || q.renew(&i, &o, lease_ms)).await {
-                        break None;
-                    }
-                }
-                _ = stopped(&mut stop), if deadline.is_none() => {
-                    deadline = Some(tokio::time::Instant::now() + grace);
-                }
-                _ = until_deadline => {
-                    let (q, i, o) = (state.queue.clone(), id.clone(), owner.clone());
-                    let _ = tokio::task::spawn_blocking(move || q.release(&i, &o)).await;
-                    return;
-                }
+        let renewal = || {
+            let (q, i, o) = (state.queue.clone(), id.clone(), owner.clone());
+            // A lost lease means another worker has the job now: stop caring about it.
+            async move {
+                !matches!(
+                    tokio::task::spawn_blocking(move || q.renew(&i, &o, lease_ms)).await,
+                    Ok(Ok(false))
+                )
+            }
+        };
+        let outcome = match supervise(&mut scan, state.config.lease / 3, renewal, &mut stop, grace).await {
+            Supervised::Finished(outcome) => outcome,
+            Supervised::Lost => None,
+            Supervised::ShutDown => {
+                let (q, i, o) = (state.queue.clone(), id.clone(), owner.clone());
+                let _ = tokio::task::spawn_blocking(move || q.release(&i, &o)).await;
+                return;
             }
         };
         let Some((report, stats)) = outcome else { continue };
@@ -144,6 +134,56 @@ async fn worker(state: Arc<AppState>, owner: String, mut stop: watch::Receiver<b
 }
 
 /// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+/// Resolves once `stop` says so (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// How a supervised scan ended.
+pub(crate) enum Supervised<T> {
+    /// The scan returned (`None`: its task panicked or was cancelled).
+    Finished(Option<T>),
+    /// The keep-alive said the job is no longer ours (another worker has it now).
+    Lost,
+    /// Shutdown was asked for and the grace period ran out before the scan finished.
+    ShutDown,
+}
+
+/// Waits for `scan` while keeping its job ours: `keepalive` runs every `every` (a lease
+/// renewal, a JetStream in-progress ack) and answers whether the job is still ours. Once `stop`
+/// fires, the scan gets `grace` to finish. One loop for the embedded queue and the NATS worker.
+pub(crate) async fn supervise<T, F, Fut>(
+    scan: &mut tokio::task::JoinHandle<T>,
+    every: Duration,
+    mut keepalive: F,
+    stop: &mut watch::Receiver<bool>,
+    grace: Duration,
+) -> Supervised<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    tick.tick().await;
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = &mut *scan => return Supervised::Finished(r.ok()),
+            _ = tick.tick() => {
+                if !keepalive().await {
+                    return Supervised::Lost;
+                }
+            }
+            _ = stopped(stop), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + grace);
+            }
+            _ = until_deadline => return Supervised::ShutDown,
+        }
+    }
 }
