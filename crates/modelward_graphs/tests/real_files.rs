@@ -15,22 +15,9 @@ fn real_dir() -> Option<PathBuf> {
     real_sets::shared()
 }
 
+/// Files under `dir` whose extension is `ext`, sorted.
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    real_sets::files_with_extension(dir, ext)
 }
 
 fn severity(rule: &str) -> String {
