@@ -598,52 +598,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn leases_expire_retry_then_fail_and_results_land_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDb::open(&dir.path().join("db")).unwrap();
-        assert_eq!(
-            db.submit(&spec("j1", Some("abc1234")), 10).unwrap(),
-            Submitted::Queued
-        );
-        assert_eq!(
-            db.submit(&spec("j2", Some("abc1234")), 10).unwrap(),
-            Submitted::Duplicate("j1".into())
-        );
-        assert_eq!(db.submit(&spec("j3", None), 1).unwrap(), Submitted::Full);
-        for attempt in 1..=3 {
-            let l = db.lease("w", -1).unwrap().unwrap();
-            assert_eq!((l.spec.id.as_str(), l.attempt), ("j1", attempt));
-            let e = db.expire(3).unwrap();
-            if attempt < 3 {
-                assert_eq!((e.requeued, e.failed.len()), (1, 0));
-            } else {
-                assert_eq!(e.failed, ["j1"]);
-            }
-        }
-        let j = db.job("j1").unwrap().unwrap();
-        assert_eq!(j.status, JobStatus::Failed);
-        assert!(j.reason.unwrap().contains("3 attempts"));
-        // A stale worker cannot record a result; the current lease holder does, once.
-        db.submit(&spec("j4", None), 10).unwrap();
-        db.lease("old", -1).unwrap().unwrap();
-        db.expire(3).unwrap();
-        db.lease("new", 60_000).unwrap().unwrap();
-        let result = JobResult {
-            format: FORMAT_VERSION,
-            id: "j4".into(),
-            attempt: None,
-            elapsed_ms: None,
-            outcome: Outcome::Done {
-                verdict: "clean".into(),
-                report: serde_json::json!({"files": []}),
-            },
-        };
-        assert!(!db.complete(&result, "old", 1).unwrap());
-        assert!(db.complete(&result, "new", 1).unwrap());
-        assert!(!db.complete(&result, "new", 1).unwrap());
-        assert_eq!(db.job("j4").unwrap().unwrap().status, JobStatus::Done);
-    }
+    // Leases, retries, dedup and the cache: tests/support/contract.rs, run on both stores.
 
     #[test]
     fn external_queue_publishes_each_job_once_and_records_its_result_once() {
